@@ -1,0 +1,32 @@
+"""The base every message model shares: strict, frozen, size-limited, versioned."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+__all__ = ["Identifier", "LongText", "Message", "ShortText", "Text"]
+
+# Size limits on free text are part of the contract: a broker will carry anything, so the
+# application refuses oversized fields at the edge (see docs/design.md, "Sizes").
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\w.:\-]+$")]
+ShortText = Annotated[str, StringConstraints(max_length=500)]
+Text = Annotated[str, StringConstraints(max_length=4_000)]
+LongText = Annotated[str, StringConstraints(max_length=200_000)]
+
+
+class Message(BaseModel):
+    """A versioned message; ``TYPE`` is its CloudEvents type, e.g. ``agentlog.goal.submitted.v1``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=False,  # JSON has no datetime/UUID types; field types still validate exactly
+        str_strip_whitespace=False,
+        ser_json_timedelta="float",
+    )
+
+    TYPE: ClassVar[str] = ""
+    #: The schema generation; the version suffix of TYPE.
+    VERSION: ClassVar[int] = 1

@@ -1,0 +1,213 @@
+"""The workflow's domain events: what the supervisor records in each workflow's stream.
+
+Read top to bottom, this list is what the system does. The stored ``type`` is the class name
+and ``schema_version`` is ``VERSION``; an event whose stored version is older is upcast by
+``upcast_vN_vN+1`` static methods, the convention the eventsourcing library's mapper uses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from schemas.base import Identifier, LongText, Message, ShortText
+from schemas.messages import AgentName, Citation, Passage, Provenance
+
+__all__ = [
+    "DOMAIN_EVENTS",
+    "CritiqueIssued",
+    "DomainEvent",
+    "DraftWritten",
+    "MemoryCompacted",
+    "PassagesRetrieved",
+    "RecordedEventMessage",
+    "TaskFailed",
+    "TaskScheduled",
+    "TaskTimedOut",
+    "WorkflowCancelled",
+    "WorkflowCompleted",
+    "WorkflowFailed",
+    "WorkflowPolicy",
+    "WorkflowStarted",
+    "upcast",
+]
+
+
+class DomainEvent(Message):
+    """Base of every workflow event; the stream id (workflow id) is not repeated inside."""
+
+    model_config = Message.model_config | {"extra": "ignore"}
+
+    @classmethod
+    def event_type(cls) -> str:
+        """The stored type name."""
+        return cls.__name__
+
+
+class WorkflowPolicy(Message):
+    """The limits a workflow runs under, fixed when it starts so replay sees the same ones."""
+
+    max_revisions: int = Field(default=3, ge=0, le=10)
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    task_timeout_s: float = Field(default=30.0, gt=0)
+    memory_limit_chars: int = Field(default=6000, ge=500)
+    manifest_budget_chars: int = Field(default=2400, ge=200)
+    search_limit: int = Field(default=8, ge=1, le=50)
+
+
+class WorkflowStarted(DomainEvent):
+    """A goal was accepted and a workflow began."""
+
+    goal: str
+    constraints: list[ShortText] = Field(default_factory=list)
+    requested_by: ShortText | None = None
+    policy: WorkflowPolicy = Field(default_factory=WorkflowPolicy)
+    started_at: datetime
+
+
+class TaskScheduled(DomainEvent):
+    """A task was assigned to an agent; ``command`` is the exact message the relay publishes."""
+
+    task_id: Identifier
+    agent: AgentName
+    attempt: int = Field(ge=1)
+    deadline: datetime
+    command_type: ShortText
+    command: dict[str, Any]
+
+
+class PassagesRetrieved(DomainEvent):
+    """The search agent returned ranked passages."""
+
+    task_id: Identifier
+    passages: list[Passage]
+    provenance: Provenance
+
+
+class DraftWritten(DomainEvent):
+    """The writer produced a draft (revision 0 is the first)."""
+
+    task_id: Identifier
+    revision: int = Field(ge=0)
+    draft: LongText
+    cited_source_ids: list[ShortText] = Field(default_factory=list)
+    provenance: Provenance
+
+
+class CritiqueIssued(DomainEvent):
+    """The critic judged a draft."""
+
+    task_id: Identifier
+    revision: int = Field(ge=0)
+    verdict: Literal["approved", "revise"]
+    score: float
+    checks: dict[str, bool] = Field(default_factory=dict)
+    feedback: list[ShortText] = Field(default_factory=list)
+    provenance: Provenance
+
+
+class MemoryCompacted(DomainEvent):
+    """The summarizer produced a new version of the project manifest."""
+
+    task_id: Identifier
+    manifest_version: int = Field(ge=1)
+    manifest: LongText
+    source_chars: int = Field(ge=0)
+    covered_refs: list[ShortText] = Field(default_factory=list)
+    provenance: Provenance
+
+
+class TaskFailed(DomainEvent):
+    """An agent reported that a task attempt failed."""
+
+    task_id: Identifier
+    agent: AgentName
+    attempt: int = Field(ge=1)
+    error: ShortText
+    retryable: bool = True
+
+
+class TaskTimedOut(DomainEvent):
+    """A task attempt passed its deadline without a result."""
+
+    task_id: Identifier
+    agent: AgentName
+    attempt: int = Field(ge=1)
+    deadline: datetime
+
+
+class WorkflowCompleted(DomainEvent):
+    """The critic approved a draft (or revisions ran out) and the report was committed."""
+
+    report: LongText
+    citations: list[Citation] = Field(default_factory=list)
+    revisions: int = Field(ge=0)
+    approved: bool = True
+    finished_at: datetime
+
+
+class WorkflowFailed(DomainEvent):
+    """The workflow stopped without a report."""
+
+    reason: ShortText
+    finished_at: datetime
+
+
+class WorkflowCancelled(DomainEvent):
+    """An operator pulled the kill-switch."""
+
+    reason: ShortText
+    requested_by: ShortText | None = None
+    finished_at: datetime
+
+
+DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
+    cls.event_type(): cls
+    for cls in (
+        WorkflowStarted,
+        TaskScheduled,
+        PassagesRetrieved,
+        DraftWritten,
+        CritiqueIssued,
+        MemoryCompacted,
+        TaskFailed,
+        TaskTimedOut,
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowCancelled,
+    )
+}
+
+
+def upcast(event_type: str, schema_version: int, data: dict[str, Any]) -> DomainEvent:
+    """Rebuild a stored event as the current model, upcasting older schema versions.
+
+    Mirrors eventsourcing's Mapper: apply ``upcast_v{n}_v{n+1}(data)`` until current.
+    """
+    try:
+        cls = DOMAIN_EVENTS[event_type]
+    except KeyError:
+        raise ValueError(f"unknown domain event type {event_type!r}") from None
+    state = dict(data)
+    version = schema_version
+    while version < cls.VERSION:
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        version += 1
+    return cls.model_validate(state)
+
+
+class RecordedEventMessage(Message):
+    """A stored workflow event as published on ``agentlog.workflow-events`` for auditors."""
+
+    TYPE: ClassVar[str] = "agentlog.workflow.event.v1"
+
+    workflow_id: Identifier
+    position: int = Field(ge=1)
+    version: int = Field(ge=1)
+    type: ShortText
+    schema_version: int = Field(ge=1)
+    data: dict[str, Any]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    recorded_at: datetime

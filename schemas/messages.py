@@ -1,0 +1,239 @@
+"""Messages that cross Kafka topics: the goal in, task commands, task results, the completion out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import uuid4
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from schemas.base import Identifier, LongText, Message, ShortText, Text
+
+__all__ = [
+    "AgentName",
+    "CancelWorkflow",
+    "Citation",
+    "CompletionEvent",
+    "CritiqueResult",
+    "CritiqueTask",
+    "DraftResult",
+    "GoalSubmitted",
+    "ManifestResult",
+    "MemoryItem",
+    "Passage",
+    "Provenance",
+    "SearchResult",
+    "SearchTask",
+    "SummarizeTask",
+    "TaskCommand",
+    "TaskFailure",
+    "TaskResult",
+    "WriteTask",
+]
+
+AgentName = Literal["search", "writer", "critic", "summarizer"]
+GoalText = Annotated[str, StringConstraints(min_length=3, max_length=4_000)]
+
+
+def _new_workflow_id() -> str:
+    return f"wf-{uuid4().hex}"
+
+
+class GoalSubmitted(Message):
+    """What an upstream system publishes to ``agentlog.goals`` to start a workflow."""
+
+    TYPE = "agentlog.goal.submitted.v1"
+
+    workflow_id: Identifier = Field(default_factory=_new_workflow_id)
+    goal: GoalText
+    constraints: list[ShortText] = Field(default_factory=list, max_length=20)
+    requested_by: ShortText | None = None
+    max_revisions: int | None = Field(default=None, ge=0, le=10)
+    submitted_at: AwareDatetime | None = None
+
+
+class Provenance(Message):
+    """Which provider, model and strategy produced a result, and what it cost."""
+
+    provider: ShortText
+    model: ShortText
+    strategy_version: ShortText
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    tokens_estimated: bool = True
+
+
+class Passage(Message):
+    """One ranked passage from the research corpus."""
+
+    source_id: ShortText
+    title: ShortText = ""
+    text: Text
+    score: float = 0.0
+
+
+class Citation(Message):
+    """A source the final report cites."""
+
+    source_id: ShortText
+    title: ShortText = ""
+
+
+class MemoryItem(Message):
+    """One entry of a workflow's working memory, as handed to the summarizer."""
+
+    kind: Literal["goal", "passage", "draft", "critique", "manifest"]
+    ref: ShortText
+    text: LongText
+
+
+class TaskCommand(Message):
+    """Common fields of every task the supervisor assigns to a worker."""
+
+    workflow_id: Identifier
+    task_id: Identifier
+    attempt: int = Field(ge=1, le=100)
+    deadline: AwareDatetime
+    agent: AgentName
+
+
+class SearchTask(TaskCommand):
+    """Find passages relevant to a query."""
+
+    TYPE = "agentlog.task.search.v1"
+
+    agent: AgentName = "search"
+    query: Text
+    limit: int = Field(default=8, ge=1, le=50)
+
+
+class WriteTask(TaskCommand):
+    """Write (or revise) the report from passages, feedback and the project manifest."""
+
+    TYPE = "agentlog.task.write.v1"
+
+    agent: AgentName = "writer"
+    goal: GoalText
+    constraints: list[ShortText] = Field(default_factory=list, max_length=20)
+    passages: list[Passage] = Field(default_factory=list, max_length=100)
+    feedback: list[ShortText] = Field(default_factory=list, max_length=50)
+    previous_draft: LongText | None = None
+    manifest: LongText | None = None
+    revision: int = Field(default=0, ge=0)
+
+
+class CritiqueTask(TaskCommand):
+    """Judge a draft against the goal, its constraints and the known sources."""
+
+    TYPE = "agentlog.task.critique.v1"
+
+    agent: AgentName = "critic"
+    goal: GoalText
+    constraints: list[ShortText] = Field(default_factory=list, max_length=20)
+    draft: LongText
+    source_ids: list[ShortText] = Field(default_factory=list, max_length=200)
+    revision: int = Field(default=0, ge=0)
+
+
+class SummarizeTask(TaskCommand):
+    """Compress working memory into the next version of the project manifest."""
+
+    TYPE = "agentlog.task.summarize.v1"
+
+    agent: AgentName = "summarizer"
+    goal: GoalText
+    items: list[MemoryItem] = Field(max_length=500)
+    budget_chars: int = Field(ge=200, le=100_000)
+    manifest_version: int = Field(ge=1)
+
+
+class TaskResult(Message):
+    """Common fields of every worker reply."""
+
+    workflow_id: Identifier
+    task_id: Identifier
+    attempt: int = Field(ge=1, le=100)
+    agent: AgentName
+    provenance: Provenance
+
+
+class SearchResult(TaskResult):
+    """Ranked passages for a search task."""
+
+    TYPE = "agentlog.result.search.v1"
+
+    agent: AgentName = "search"
+    passages: list[Passage] = Field(default_factory=list, max_length=100)
+
+
+class DraftResult(TaskResult):
+    """A Markdown draft with citations to source ids."""
+
+    TYPE = "agentlog.result.draft.v1"
+
+    agent: AgentName = "writer"
+    draft: LongText
+    cited_source_ids: list[ShortText] = Field(default_factory=list, max_length=200)
+    revision: int = Field(default=0, ge=0)
+
+
+class CritiqueResult(TaskResult):
+    """The critic's verdict with the rubric's individual checks and actionable feedback."""
+
+    TYPE = "agentlog.result.critique.v1"
+
+    agent: AgentName = "critic"
+    verdict: Literal["approved", "revise"]
+    score: float = Field(ge=0.0, le=1.0)
+    checks: dict[ShortText, bool] = Field(default_factory=dict)
+    feedback: list[ShortText] = Field(default_factory=list, max_length=50)
+    revision: int = Field(default=0, ge=0)
+
+
+class ManifestResult(TaskResult):
+    """A new version of the project manifest."""
+
+    TYPE = "agentlog.result.manifest.v1"
+
+    agent: AgentName = "summarizer"
+    manifest: LongText
+    manifest_version: int = Field(ge=1)
+    source_chars: int = Field(ge=0)
+    covered_refs: list[ShortText] = Field(default_factory=list, max_length=500)
+
+
+class TaskFailure(TaskResult):
+    """A worker could not complete a task."""
+
+    TYPE = "agentlog.result.failure.v1"
+
+    error: ShortText
+    retryable: bool = True
+
+
+class CancelWorkflow(Message):
+    """A control message: stop a workflow now (the kill-switch)."""
+
+    TYPE = "agentlog.control.cancel.v1"
+
+    workflow_id: Identifier
+    reason: ShortText = "cancelled by operator"
+    requested_by: ShortText | None = None
+
+
+class CompletionEvent(Message):
+    """What downstream systems consume from ``agentlog.completions``: a workflow's outcome."""
+
+    TYPE = "agentlog.workflow.completed.v1"
+
+    workflow_id: Identifier
+    outcome: Literal["completed", "failed"]
+    goal: GoalText
+    report: LongText | None = None
+    citations: list[Citation] = Field(default_factory=list, max_length=200)
+    reason: ShortText | None = None
+    revisions: int = Field(default=0, ge=0)
+    manifest_version: int = Field(default=0, ge=0)
+    last_version: int = Field(ge=1)
+    finished_at: datetime

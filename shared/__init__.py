@@ -1,0 +1,1 @@
+"""agentlog's shared library: domain logic, ports and adapters used by every service."""

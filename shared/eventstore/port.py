@@ -1,0 +1,172 @@
+"""The event store port: an append-only log of workflow streams with an inbox for dedupe.
+
+Adapters: ``PostgresEventStore`` (asyncpg, production) and ``InMemoryEventStore`` (unit tests).
+Both pass the same contract suite (tests/contracts/eventstore.py).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+from uuid import uuid4
+
+__all__ = [
+    "AlreadyProcessedError",
+    "ConcurrencyConflictError",
+    "EventStore",
+    "EventStoreError",
+    "NewEvent",
+    "RecordedEvent",
+    "StreamSummary",
+    "Tracking",
+]
+
+
+class EventStoreError(Exception):
+    """Base class of the store's own errors."""
+
+
+class ConcurrencyConflictError(EventStoreError):
+    """The stream moved since the writer read it; nothing was written."""
+
+    def __init__(self, stream_id: str, expected_version: int, actual_version: int) -> None:
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual_version}, "
+            f"not the expected {expected_version}; nothing was written"
+        )
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class AlreadyProcessedError(EventStoreError):
+    """The tracking key was recorded before: the message's effect already exists."""
+
+    def __init__(self, consumer: str, key: str) -> None:
+        super().__init__(f"{consumer!r} already processed {key!r}; nothing was written")
+        self.consumer = consumer
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Identifies a consumed message; recorded in the same transaction as its effect."""
+
+    consumer: str
+    key: str
+
+
+def _new_event_id() -> str:
+    return str(uuid4())
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append. ``metadata`` keys: causation_id, correlation_id, trace_context, actor."""
+
+    type: str
+    data: dict[str, Any]
+    schema_version: int = 1
+    event_id: str = field(default_factory=_new_event_id)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as committed: with its global position and stream version."""
+
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    event_id: str
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """One stream's head: what `agentlog list` shows."""
+
+    stream_id: str
+    version: int
+    first_type: str
+    last_type: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventStore(ABC):
+    """Append-only streams, a global commit-ordered feed, tracking records and checkpoints."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Open connections and create the schema if it is missing."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Release connections."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @abstractmethod
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        tracking: Tracking | None = None,
+    ) -> list[RecordedEvent]:
+        """Append all events or none. ``expected_version`` 0 means "the stream is new".
+
+        Raises ConcurrencyConflictError when the stream is not at ``expected_version`` and
+        AlreadyProcessedError when ``tracking`` was recorded before. ``events`` may be empty
+        to record only the tracking key.
+        """
+
+    @abstractmethod
+    async def read(
+        self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """The stream's events in version order, optionally bounded."""
+
+    @abstractmethod
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Every stream's events in commit order; never skips an event that commits later."""
+
+    @abstractmethod
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 when it does not exist)."""
+
+    @abstractmethod
+    async def list_streams(self, limit: int = 50) -> list[StreamSummary]:
+        """Streams, most recently updated first."""
+
+    @abstractmethod
+    async def is_processed(self, tracking: Tracking) -> bool:
+        """Whether the tracking key was recorded."""
+
+    @abstractmethod
+    async def load_checkpoint(self, name: str) -> int:
+        """A follower's last processed global position (0 when none)."""
+
+    @abstractmethod
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Record a follower's progress; positions only move forward."""

@@ -1,0 +1,99 @@
+"""The transport port: publish messages, and consume them with at-least-once delivery.
+
+Adapters: ``KafkaBus`` (aiokafka; any Kafka-protocol broker) and ``InMemoryBus`` (unit tests).
+Both pass the same contract suite (tests/contracts/transport.py).
+
+Delivery rules every adapter keeps:
+- a consumer commits an offset only after its handler returned (the handler's durable effect
+  is done), so a crash redelivers;
+- a record that fails to decode or validate goes to ``<topic>.dlq`` with reason headers and the
+  consumer moves on; it never stops the service nor blocks the partition.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from schemas.base import Message
+
+__all__ = ["Bus", "Delivery", "Handler", "Subscription"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A decoded inbound message with its CloudEvents attributes and origin."""
+
+    message: Message
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    ce_id: str
+    ce_type: str
+    ce_source: str
+    ce_time: datetime | None
+    ce_subject: str | None
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a consumer group reads and who handles it."""
+
+    topics: Sequence[str]
+    group: str  # one group per service: agentlog.<service>
+    handler: Handler
+    service: str
+
+
+class Bus(ABC):
+    """Publish and consume agentlog messages over topics."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect and create any missing agentlog topics (and their DLQs)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop consumers (after in-flight handlers finish) and flush the producer."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @abstractmethod
+    async def publish(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Publish and wait for the broker's acknowledgement (acks=all).
+
+        ``key`` is the workflow id (per-workflow ordering); ``ce_id`` defaults to a new UUID;
+        set it to a deterministic id so consumers can dedupe redeliveries.
+        """
+
+    @abstractmethod
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Start consuming in the background until ``stop()``."""
