@@ -17,7 +17,7 @@ LongText = Annotated[str, StringConstraints(max_length=200_000)]
 
 
 class Message(BaseModel):
-    """A versioned message; ``TYPE`` is its CloudEvents type, e.g. ``agentlog.goal.submitted.v1``."""
+    """A versioned message; ``TYPE`` is its CloudEvents type (``agentlog.goal.submitted.v1``)."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -1,4 +1,4 @@
-"""Messages that cross Kafka topics: the goal in, task commands, task results, the completion out."""
+"""Messages that cross Kafka topics: goals in, task commands, task results, completions out."""
 
 from __future__ import annotations
 

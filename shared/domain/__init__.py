@@ -1,0 +1,24 @@
+"""Pure, deterministic workflow logic: state from history, decisions from state and input.
+
+Nothing here performs I/O or reads a clock; time and identity come in as inputs, so replaying
+a recorded history always yields the same state and the same decisions.
+"""
+
+from shared.domain.decide import decide
+from shared.domain.outcome import completion_for
+from shared.domain.state import TaskState, WorkflowState, WorkflowStatus, replay
+from shared.domain.triggers import CancelRequested, GoalReceived, ResultReceived, Tick, Trigger
+
+__all__ = [
+    "CancelRequested",
+    "GoalReceived",
+    "ResultReceived",
+    "TaskState",
+    "Tick",
+    "Trigger",
+    "WorkflowState",
+    "WorkflowStatus",
+    "completion_for",
+    "decide",
+    "replay",
+]

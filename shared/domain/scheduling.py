@@ -1,0 +1,144 @@
+"""Building the next task: the command an agent receives, wrapped in a TaskScheduled event."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from schemas.events import TaskScheduled
+from schemas.messages import (
+    CritiqueTask,
+    MemoryItem,
+    Passage,
+    SearchTask,
+    SummarizeTask,
+    TaskCommand,
+    WriteTask,
+)
+from shared.domain.state import TaskState, WorkflowState
+
+__all__ = [
+    "reschedule",
+    "schedule_critique",
+    "schedule_search",
+    "schedule_summary",
+    "schedule_write",
+]
+
+
+def _task_id(state: WorkflowState, agent: str) -> str:
+    # Derived from the history, not random: replay reproduces the same ids.
+    return f"{agent}-{state.tasks_scheduled + 1}"
+
+
+def _deadline(state: WorkflowState, now: datetime) -> datetime:
+    return now + timedelta(seconds=state.policy.task_timeout_s)
+
+
+def _scheduled(command: TaskCommand) -> TaskScheduled:
+    return TaskScheduled(
+        task_id=command.task_id,
+        agent=command.agent,
+        attempt=command.attempt,
+        deadline=command.deadline,
+        command_type=command.TYPE,
+        command=command.model_dump(mode="json"),
+    )
+
+
+def schedule_search(state: WorkflowState, now: datetime) -> TaskScheduled:
+    """Research the goal."""
+    query = state.goal
+    return _scheduled(
+        SearchTask(
+            workflow_id=state.workflow_id,
+            task_id=_task_id(state, "search"),
+            attempt=1,
+            deadline=_deadline(state, now),
+            query=query,
+            limit=state.policy.search_limit,
+        )
+    )
+
+
+def writer_passages(state: WorkflowState) -> list[Passage]:
+    """The passages the writer may cite: after compaction, only those the manifest kept."""
+    if state.manifest is None:
+        return list(state.passages)
+    kept = set(state.manifest.covered_refs)
+    return [p for p in state.passages if p.source_id in kept] or list(state.passages)
+
+
+def schedule_write(state: WorkflowState, now: datetime) -> TaskScheduled:
+    """Write the first draft, or revise the last one with the critic's feedback."""
+    last_critique = state.critiques[-1] if state.critiques else None
+    return _scheduled(
+        WriteTask(
+            workflow_id=state.workflow_id,
+            task_id=_task_id(state, "writer"),
+            attempt=1,
+            deadline=_deadline(state, now),
+            goal=state.goal,
+            constraints=state.constraints,
+            passages=writer_passages(state),
+            feedback=list(last_critique.feedback) if last_critique else [],
+            previous_draft=state.drafts[-1].draft if state.drafts else None,
+            manifest=state.manifest.manifest if state.manifest else None,
+            revision=state.revision + 1,
+        )
+    )
+
+
+def schedule_critique(state: WorkflowState, now: datetime) -> TaskScheduled:
+    """Have the critic judge the latest draft before anything is committed."""
+    draft = state.drafts[-1]
+    return _scheduled(
+        CritiqueTask(
+            workflow_id=state.workflow_id,
+            task_id=_task_id(state, "critic"),
+            attempt=1,
+            deadline=_deadline(state, now),
+            goal=state.goal,
+            constraints=state.constraints,
+            draft=draft.draft,
+            source_ids=sorted({p.source_id for p in writer_passages(state)}),
+            revision=draft.revision,
+        )
+    )
+
+
+def schedule_summary(state: WorkflowState, now: datetime) -> TaskScheduled:
+    """Compact working memory into the next manifest version."""
+    items: list[MemoryItem] = []
+    if state.manifest is not None:
+        version = state.manifest.manifest_version
+        items.append(
+            MemoryItem(kind="manifest", ref=f"manifest-v{version}", text=state.manifest.manifest)
+        )
+    items.extend(state.fresh_memory)
+    return _scheduled(
+        SummarizeTask(
+            workflow_id=state.workflow_id,
+            task_id=_task_id(state, "summarizer"),
+            attempt=1,
+            deadline=_deadline(state, now),
+            goal=state.goal,
+            items=items,
+            budget_chars=state.policy.manifest_budget_chars,
+            manifest_version=(state.manifest.manifest_version + 1) if state.manifest else 1,
+        )
+    )
+
+
+def reschedule(state: WorkflowState, task: TaskState, now: datetime) -> TaskScheduled:
+    """The same task again, as the next attempt with a fresh deadline."""
+    command = dict(task.command)
+    command["attempt"] = task.attempt + 1
+    command["deadline"] = _deadline(state, now).isoformat()
+    return TaskScheduled(
+        task_id=task.task_id,
+        agent=task.agent,
+        attempt=task.attempt + 1,
+        deadline=_deadline(state, now),
+        command_type=task.command_type,
+        command=command,
+    )
