@@ -31,7 +31,7 @@ schemas: $(STAMP)
 	$(BIN)/python -m schemas.export
 
 demo: $(STAMP)
-	$(BIN)/python -m shared.demo
+	$(BIN)/agentlog demo
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

@@ -1,0 +1,1 @@
+"""The five agentlog services, each its own process: ``python -m services.<name>``."""

@@ -1,0 +1,3 @@
+from services.critic.main import main
+
+main()

@@ -1,0 +1,51 @@
+"""The search agent's composition root: a Postgres full-text index over the operator's corpus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from schemas.messages import SearchTask, TaskCommand, TaskResult
+from services.search.index import PostgresCorpusIndex, answer_search
+from shared.runtime.lifecycle import configure_logging, run_until_signalled
+from shared.runtime.worker import Perform
+from shared.runtime.worker_main import serve_worker
+from shared.settings import Settings
+
+__all__ = ["main", "make_perform"]
+
+_log = logging.getLogger(__name__)
+
+
+async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
+    """Open the index, bring it up to date with the corpus folder, and answer from it."""
+    pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=4)
+    resources.push_async_callback(pool.close)
+    index = PostgresCorpusIndex(pool, settings.docs_dir)
+    await index.ensure_schema()
+    stats = await index.sync()
+    _log.info("indexed %s: %s", settings.docs_dir, stats)
+    lock = asyncio.Lock()
+
+    async def perform(task: TaskCommand) -> TaskResult:
+        assert isinstance(task, SearchTask)  # the worker filters by task type
+        async with lock:  # one re-index at a time when the folder changed
+            if await index.needs_sync():
+                _log.info("corpus changed; re-indexed: %s", await index.sync())
+        return await answer_search(task, index)
+
+    return perform
+
+
+async def serve(stop: asyncio.Event) -> None:
+    """Run the search agent until ``stop`` is set."""
+    await serve_worker(stop, "search", SearchTask, make_perform)
+
+
+def main() -> None:
+    """``python -m services.search``."""
+    configure_logging("search")
+    run_until_signalled(serve)

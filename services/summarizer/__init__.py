@@ -1,0 +1,1 @@
+"""The summarizer agent service."""

@@ -1,0 +1,1 @@
+"""The supervisor: the only writer of workflow streams."""

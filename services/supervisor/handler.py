@@ -1,0 +1,109 @@
+"""Turns inbound messages into recorded decisions: read history, decide, append with tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from schemas.events import WorkflowPolicy
+from schemas.messages import CancelWorkflow, GoalSubmitted, TaskResult
+from shared.domain import (
+    CancelRequested,
+    GoalReceived,
+    ResultReceived,
+    Tick,
+    Trigger,
+    decide,
+    replay,
+)
+from shared.eventstore import AlreadyProcessedError, ConcurrencyConflictError, EventStore, Tracking
+from shared.runtime.clock import Clock
+from shared.runtime.codec import decode_history, encode_events
+from shared.transport import Delivery
+
+__all__ = ["CONSUMER", "Supervisor"]
+
+_log = logging.getLogger(__name__)
+
+CONSUMER = "supervisor"
+_MAX_CONFLICT_RETRIES = 20
+
+
+class Supervisor:
+    """Applies the pure domain to each message and commits the outcome atomically."""
+
+    def __init__(self, store: EventStore, clock: Clock, defaults: WorkflowPolicy) -> None:
+        self._store = store
+        self._clock = clock
+        self._defaults = defaults
+        #: Set whenever new events commit, so the outbox relay publishes without polling delay.
+        self.committed = asyncio.Event()
+        #: Workflows this process has seen running; the deadline ticker visits them.
+        self.active: set[str] = set()
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Handle one goal, result or control message (idempotent under redelivery)."""
+        message = delivery.message
+        now = self._clock.now()
+        trigger: Trigger
+        match message:
+            case GoalSubmitted():
+                workflow_id = message.workflow_id
+                trigger = GoalReceived(message, self._defaults, now)
+                key = f"goal/{delivery.ce_id}"
+            case TaskResult():
+                workflow_id = message.workflow_id
+                trigger = ResultReceived(message, now)
+                # Keyed by the attempt, not the ce_id: a worker's duplicate reply is the same fact.
+                key = f"result/{workflow_id}/{message.task_id}/{message.attempt}"
+            case CancelWorkflow():
+                workflow_id = message.workflow_id
+                trigger = CancelRequested(message, now)
+                key = f"control/{delivery.ce_id}"
+            case _:
+                _log.warning("supervisor ignores %s from %s", delivery.ce_type, delivery.topic)
+                return
+        await self.execute(workflow_id, trigger, Tracking(CONSUMER, key), delivery.ce_id)
+
+    async def tick(self) -> None:
+        """Let time pass for every active workflow (deadlines)."""
+        for workflow_id in sorted(self.active):
+            await self.execute(workflow_id, Tick(self._clock.now()), None, None)
+
+    async def execute(
+        self,
+        workflow_id: str,
+        trigger: Trigger,
+        tracking: Tracking | None,
+        causation_id: str | None,
+    ) -> int:
+        """Decide and append; retried on a concurrent writer. Returns events appended."""
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            history = decode_history(await self._store.read(workflow_id))
+            state = replay(workflow_id, history)
+            events = decide(state, trigger)
+            if not events and tracking is None:
+                self._track_activity(workflow_id, state.status.terminal)
+                return 0
+            records = encode_events(
+                events, actor=CONSUMER, correlation_id=workflow_id, causation_id=causation_id
+            )
+            try:
+                await self._store.append(workflow_id, records, state.version, tracking=tracking)
+            except AlreadyProcessedError:
+                _log.debug("duplicate %s ignored", tracking)
+                return 0
+            except ConcurrencyConflictError:
+                continue
+            if events:
+                self.committed.set()
+                final = replay(workflow_id, [*history, *events])
+                self._track_activity(workflow_id, final.status.terminal)
+            return len(events)
+        raise RuntimeError(f"workflow {workflow_id}: gave up after repeated write conflicts")
+
+    def _track_activity(self, workflow_id: str, terminal: bool) -> None:
+        if terminal:
+            self.active.discard(workflow_id)
+        else:
+            self.active.add(workflow_id)

@@ -1,0 +1,83 @@
+"""The supervisor's composition root: wire adapters, consume, relay, watch deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from schemas.events import WorkflowPolicy
+from schemas.topics import CONTROL, GOALS, RESULTS, TOPICS
+from services.supervisor.handler import Supervisor
+from services.supervisor.relay import OutboxRelay
+from shared.eventstore.postgres import PostgresEventStore
+from shared.runtime.clock import SystemClock
+from shared.runtime.lifecycle import configure_logging, run_until_signalled
+from shared.settings import Settings, load_settings
+from shared.telemetry import configure_tracing, shutdown_tracing
+from shared.transport import Subscription
+from shared.transport.kafka import KafkaBus
+
+__all__ = ["main", "policy_from", "serve"]
+
+_log = logging.getLogger(__name__)
+
+_TERMINAL_TYPES = ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled")
+
+
+def policy_from(settings: Settings) -> WorkflowPolicy:
+    """The operator's defaults for new workflows."""
+    return WorkflowPolicy(
+        max_revisions=settings.max_revisions,
+        max_attempts=settings.max_attempts,
+        task_timeout_s=settings.task_timeout_s,
+        memory_limit_chars=settings.memory_limit_chars,
+        manifest_budget_chars=settings.manifest_budget_chars,
+    )
+
+
+async def _watch_deadlines(supervisor: Supervisor, stop: asyncio.Event, every_s: float) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        try:
+            await supervisor.tick()
+        except Exception:  # a failed tick must not stop the supervisor; the next one retries
+            _log.exception("deadline tick failed")
+
+
+async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
+    """Run the supervisor until ``stop`` is set."""
+    settings = settings or load_settings()
+    configure_tracing("agentlog-supervisor", settings.otel_exporter)
+    store = PostgresEventStore(settings.require_database_url())
+    bus = KafkaBus(
+        settings.require_kafka_bootstrap(),
+        service="supervisor",
+        tuning=settings.kafka,
+        topics=[t.name for t in TOPICS],
+        partitions=settings.topic_partitions,
+    )
+    try:
+        async with store, bus:
+            supervisor = Supervisor(store, SystemClock(), policy_from(settings))
+            for stream in await store.list_streams(limit=1000):
+                if stream.last_type not in _TERMINAL_TYPES:
+                    supervisor.active.add(stream.stream_id)
+            relay = OutboxRelay(store, bus, supervisor.committed)
+            await bus.subscribe(
+                Subscription([GOALS, RESULTS, CONTROL], "agentlog.supervisor", supervisor.handle,
+                             "supervisor")
+            )
+            _log.info("supervisor ready (%d active workflows)", len(supervisor.active))
+            async with asyncio.TaskGroup() as group:
+                group.create_task(relay.run(stop))
+                group.create_task(_watch_deadlines(supervisor, stop, 1.0))
+    finally:
+        shutdown_tracing()
+
+
+def main() -> None:
+    """``python -m services.supervisor``."""
+    configure_logging("supervisor")
+    run_until_signalled(serve)

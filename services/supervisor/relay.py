@@ -1,0 +1,130 @@
+"""The outbox relay: publishes committed events, in log order, from its own checkpoint.
+
+The event log is the outbox. A command or completion reaches Kafka only after the events that
+caused it committed; after a crash the relay resumes from its checkpoint and may publish a few
+records again (at-least-once), which is safe because every record's ``ce_id`` is the event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from opentelemetry import context, propagate
+
+from schemas.events import (
+    RecordedEventMessage,
+    TaskScheduled,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+)
+from schemas.registry import model_for
+from schemas.topics import COMPLETIONS, WORKFLOW_EVENTS, task_topic
+from shared.domain import completion_for, replay
+from shared.eventstore import EventStore, RecordedEvent
+from shared.runtime.codec import decode_history
+from shared.transport import Bus
+
+__all__ = ["OutboxRelay"]
+
+_log = logging.getLogger(__name__)
+
+_TERMINAL = {e.event_type() for e in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)}
+
+
+class OutboxRelay:
+    """Follows ``read_all`` and publishes commands, completions and the audit feed."""
+
+    CHECKPOINT = "relay.supervisor"
+
+    def __init__(
+        self,
+        store: EventStore,
+        bus: Bus,
+        wakeup: asyncio.Event,
+        *,
+        poll_interval_s: float = 0.5,
+        batch_size: int = 200,
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._wakeup = wakeup
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self.position = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set."""
+        self.position = await self._store.load_checkpoint(self.CHECKPOINT)
+        while not stop.is_set():
+            if await self.relay_batch():
+                continue
+            self._wakeup.clear()
+            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED),
+                    self._poll_interval_s,
+                )
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def relay_batch(self) -> int:
+        """Publish the next batch after the checkpoint; returns how many events it relayed."""
+        records = await self._store.read_all(self.position, self._batch_size)
+        for record in records:
+            await self._publish(record)
+            self.position = record.position
+        if records:
+            await self._store.save_checkpoint(self.CHECKPOINT, self.position)
+        return len(records)
+
+    async def _publish(self, record: RecordedEvent) -> None:
+        # Publish inside the trace that recorded the event, so the hop joins the same trace.
+        carrier = record.metadata.get("trace_context") or {}
+        token = context.attach(propagate.extract(carrier))
+        try:
+            await self._publish_in_trace(record)
+        finally:
+            context.detach(token)
+
+    async def _publish_in_trace(self, record: RecordedEvent) -> None:
+        workflow_id = record.stream_id
+        await self._bus.publish(
+            WORKFLOW_EVENTS,
+            RecordedEventMessage(
+                workflow_id=workflow_id,
+                position=record.position,
+                version=record.version,
+                type=record.type,
+                schema_version=record.schema_version,
+                data=record.data,
+                metadata=record.metadata,
+                recorded_at=record.recorded_at,
+            ),
+            key=workflow_id,
+            ce_id=f"{record.event_id}:audit",
+            subject=workflow_id,
+        )
+        if record.type == TaskScheduled.event_type():
+            scheduled = TaskScheduled.model_validate(record.data)
+            command = model_for(scheduled.command_type).model_validate(scheduled.command)
+            await self._bus.publish(
+                task_topic(scheduled.agent),
+                command,
+                key=workflow_id,
+                ce_id=record.event_id,
+                subject=workflow_id,
+            )
+            return
+        if record.type not in _TERMINAL:
+            return
+        history = decode_history(await self._store.read(workflow_id, up_to_version=record.version))
+        completion = completion_for(replay(workflow_id, history), history[-1])
+        if completion is not None:
+            await self._bus.publish(
+                COMPLETIONS, completion, key=workflow_id, ce_id=record.event_id, subject=workflow_id
+            )
+            _log.info("workflow %s finished: %s", workflow_id, completion.outcome)

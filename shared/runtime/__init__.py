@@ -1,0 +1,1 @@
+"""What every service process shares: the event codec, the clock, the run loop, the worker."""

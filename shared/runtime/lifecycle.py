@@ -1,0 +1,34 @@
+"""A service's main: one async block that ends cleanly on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+__all__ = ["configure_logging", "run_until_signalled"]
+
+
+def configure_logging(service: str) -> None:
+    """Plain structured-ish logs on stderr; level from AGENTLOG_LOG_LEVEL."""
+    logging.basicConfig(
+        level=os.environ.get("AGENTLOG_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
+    )
+    # aiokafka logs every rebalance and coordinator hop at INFO; keep the service log readable.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def run_until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``serve(stop)`` until it returns; SIGTERM/SIGINT set ``stop``."""
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(stop)
+
+    asyncio.run(_main())

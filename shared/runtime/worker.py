@@ -1,0 +1,93 @@
+"""The runtime every worker agent shares: take a task, do it, publish the result.
+
+Workers keep no state of their own. A redelivered task is simply done again: results carry a
+``ce_id`` derived from (workflow, task, attempt), and the supervisor records that key in the
+same transaction as the result's events, so a duplicate result changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from uuid import NAMESPACE_URL, uuid5
+
+from schemas.messages import AgentName, Provenance, TaskCommand, TaskFailure, TaskResult
+from schemas.topics import RESULTS, task_topic
+from shared.runtime.clock import Clock
+from shared.transport import Bus, Delivery, Subscription
+
+__all__ = ["Perform", "TaskWorker", "result_id"]
+
+_log = logging.getLogger(__name__)
+
+Perform = Callable[[TaskCommand], Awaitable[TaskResult]]
+
+
+def result_id(workflow_id: str, task_id: str, attempt: int) -> str:
+    """The deterministic CloudEvents id of a task attempt's result."""
+    return str(uuid5(NAMESPACE_URL, f"agentlog:{workflow_id}:{task_id}:{attempt}"))
+
+
+class TaskWorker:
+    """Consumes ``agentlog.tasks.<agent>`` and answers on ``agentlog.results``."""
+
+    def __init__(
+        self,
+        agent: AgentName,
+        task_type: type[TaskCommand],
+        perform: Perform,
+        bus: Bus,
+        clock: Clock,
+    ) -> None:
+        self.agent: AgentName = agent
+        self.task_type = task_type
+        self._perform = perform
+        self._bus = bus
+        self._clock = clock
+        self.completed = 0
+
+    def subscription(self) -> Subscription:
+        """The consumer group and topic this worker reads."""
+        return Subscription(
+            topics=[task_topic(self.agent)],
+            group=f"agentlog.{self.agent}",
+            handler=self.handle,
+            service=self.agent,
+        )
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Do one task; a failure becomes a TaskFailure result, never a crash."""
+        task = delivery.message
+        if not isinstance(task, self.task_type):
+            _log.warning("ignoring %s on %s: not a %s", delivery.ce_type, delivery.topic,
+                         self.task_type.TYPE)
+            return
+        if task.deadline <= self._clock.now():
+            # The supervisor has already timed this attempt out and moved on; skip the work.
+            _log.info("skipping expired %s attempt %d", task.task_id, task.attempt)
+            return
+        try:
+            result = await self._perform(task)
+        except Exception as exc:  # the worker must answer, whatever the agent did
+            _log.exception("task %s attempt %d failed", task.task_id, task.attempt)
+            result = TaskFailure(
+                workflow_id=task.workflow_id,
+                task_id=task.task_id,
+                attempt=task.attempt,
+                agent=self.agent,
+                provenance=_no_provenance(),
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                retryable=True,
+            )
+        await self._bus.publish(
+            RESULTS,
+            result,
+            key=task.workflow_id,
+            ce_id=result_id(task.workflow_id, task.task_id, task.attempt),
+            subject=task.workflow_id,
+        )
+        self.completed += 1
+
+
+def _no_provenance() -> Provenance:
+    return Provenance(provider="none", model="none", strategy_version="failure")

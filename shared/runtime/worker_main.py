@@ -1,0 +1,53 @@
+"""The composition root every worker agent shares; each service supplies only its ``perform``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from schemas.messages import AgentName, TaskCommand
+from schemas.topics import RESULTS, task_topic
+from shared.runtime.clock import SystemClock
+from shared.runtime.worker import Perform, TaskWorker
+from shared.settings import Settings, load_settings
+from shared.telemetry import configure_tracing, shutdown_tracing
+from shared.transport.kafka import KafkaBus
+
+__all__ = ["PerformFactory", "serve_worker"]
+
+_log = logging.getLogger(__name__)
+
+#: Builds the agent's ``perform`` from settings; resources it opens go on the exit stack.
+PerformFactory = Callable[[Settings, contextlib.AsyncExitStack], Awaitable[Perform]]
+
+
+async def serve_worker(
+    stop: asyncio.Event,
+    agent: AgentName,
+    task_type: type[TaskCommand],
+    make_perform: PerformFactory,
+    settings: Settings | None = None,
+) -> None:
+    """Run one worker agent until ``stop`` is set."""
+    settings = settings or load_settings()
+    configure_tracing(f"agentlog-{agent}", settings.otel_exporter)
+    bus = KafkaBus(
+        settings.require_kafka_bootstrap(),
+        service=agent,
+        tuning=settings.kafka,
+        topics=[task_topic(agent), RESULTS],
+        partitions=settings.topic_partitions,
+    )
+    try:
+        async with contextlib.AsyncExitStack() as resources:
+            perform = await make_perform(settings, resources)
+            await resources.enter_async_context(bus)
+            worker = TaskWorker(agent, task_type, perform, bus, SystemClock())
+            await bus.subscribe(worker.subscription())
+            _log.info("%s ready", agent)
+            await stop.wait()
+            _log.info("%s stopping after %d tasks", agent, worker.completed)
+    finally:
+        shutdown_tracing()
