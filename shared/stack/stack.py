@@ -1,0 +1,210 @@
+"""``EmbeddedStack``: one embedded Postgres and one broker per state dir, as daemons.
+
+The daemons outlive the process that starts them (``agentlog stack up`` returns at once);
+``stack.json`` in the state dir records where they listen, for ``status``, ``down`` and
+``shared.settings``. ``up`` is idempotent and repairs: a healthy component is left alone, a dead
+one is started again (on its old port when that is free, so clients reconnect).
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from shared.stack.broker import EmbeddedBroker
+from shared.stack.postgres import EmbeddedPostgres
+from shared.stack.process import find_free_port, port_accepting, process_alive, wait_until
+from shared.stack.state import (
+    STATE_FILE_NAME,
+    ProcessRecord,
+    StackState,
+    database_url,
+    kafka_bootstrap,
+    read_state,
+    remove_state,
+    write_state,
+)
+
+__all__ = [
+    "ComponentInfo",
+    "ComponentStatus",
+    "EmbeddedStack",
+    "Outcome",
+    "StackInfo",
+    "StackStatus",
+]
+
+# A live process that does not answer within these is hung, and gets restarted.
+_POSTGRES_READY_TIMEOUT_S = 10.0
+_BROKER_READY_TIMEOUT_S = 2.0
+
+
+class Outcome(StrEnum):
+    """What ``up`` did to a component."""
+
+    ALREADY_RUNNING = "already running"
+    STARTED = "started"
+    RESTARTED = "restarted"  # it was recorded as running, but had died
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """Where a component runs after ``up``, and what ``up`` did to it."""
+
+    pid: int
+    port: int
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """The result of ``up``: the connection settings and each component."""
+
+    database_url: str
+    kafka_bootstrap: str
+    postgres: ComponentInfo
+    broker: ComponentInfo
+
+    @property
+    def broker_data_lost(self) -> bool:
+        """True when a recorded broker had died: its in-memory topics and offsets are gone."""
+        return self.broker.outcome is Outcome.RESTARTED
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """Health of one component: its pid is alive and its port answers."""
+
+    healthy: bool
+    pid: int | None
+    port: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """Health of the whole stack, and its connection settings when known."""
+
+    postgres: ComponentStatus
+    broker: ComponentStatus
+    database_url: str | None
+    kafka_bootstrap: str | None
+
+    @property
+    def running(self) -> bool:
+        """Both components are healthy."""
+        return self.postgres.healthy and self.broker.healthy
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (``agentlog stack status --json``)."""
+        return {"running": self.running, **asdict(self)}
+
+
+class EmbeddedStack:
+    """Start, inspect and stop the embedded stack whose data lives in ``state_dir``."""
+
+    def __init__(
+        self, state_dir: Path, *, database: str = "agentlog", broker_binary: str | None = None
+    ) -> None:
+        self.state_dir = Path(state_dir).absolute()
+        self._state_file = self.state_dir / STATE_FILE_NAME
+        self._database = database
+        self._postgres = EmbeddedPostgres(self.state_dir, database)
+        self._broker = EmbeddedBroker(self.state_dir, broker_binary)
+
+    def up(self) -> StackInfo:
+        """Make both components healthy, starting or restarting what is not; idempotent."""
+        self._make_state_dir()
+        with self._locked():
+            previous = read_state(self._state_file)
+            postgres, pg_outcome = self._ensure_postgres(previous)
+            broker, broker_outcome = self._ensure_broker(previous)
+            state = StackState(postgres=postgres, broker=broker, database=self._database)
+            write_state(self._state_file, state)
+        return StackInfo(
+            database_url=state.database_url,
+            kafka_bootstrap=state.kafka_bootstrap,
+            postgres=ComponentInfo(postgres.pid, postgres.port, pg_outcome),
+            broker=ComponentInfo(broker.pid, broker.port, broker_outcome),
+        )
+
+    def status(self) -> StackStatus:
+        """Health of both components; starts and stops nothing."""
+        state = read_state(self._state_file) if self.state_dir.is_dir() else None
+        postgres = self._postgres.running() if self.state_dir.is_dir() else None
+        if postgres is None:
+            pg_status = ComponentStatus(False, None, None, "not running")
+        elif self._postgres.is_ready(postgres.port):
+            pg_status = ComponentStatus(True, postgres.pid, postgres.port, "accepting connections")
+        else:
+            pg_status = ComponentStatus(False, postgres.pid, postgres.port, "not accepting")
+        broker_status = _broker_status(state.broker if state else None)
+        return StackStatus(
+            postgres=pg_status,
+            broker=broker_status,
+            database_url=database_url(postgres.port, self._database) if postgres else None,
+            kafka_bootstrap=kafka_bootstrap(state.broker.port) if state else None,
+        )
+
+    def down(self) -> None:
+        """Stop both components and forget them; leaves no process behind. Idempotent."""
+        if not self.state_dir.is_dir():
+            return
+        with self._locked():
+            state = read_state(self._state_file)
+            if state is not None:
+                self._broker.stop(state.broker)
+            self._postgres.stop()
+            remove_state(self._state_file)
+
+    def _ensure_postgres(self, previous: StackState | None) -> tuple[ProcessRecord, Outcome]:
+        running = self._postgres.running()
+        if running is not None:
+            port = running.port
+            if wait_until(lambda: self._postgres.is_ready(port), _POSTGRES_READY_TIMEOUT_S):
+                return running, Outcome.ALREADY_RUNNING
+            self._postgres.stop()
+        port = find_free_port(previous.postgres.port if previous else None)
+        record = self._postgres.start(port)
+        return record, Outcome.RESTARTED if previous else Outcome.STARTED
+
+    def _ensure_broker(self, previous: StackState | None) -> tuple[ProcessRecord, Outcome]:
+        recorded = previous.broker if previous else None
+        if recorded is not None and process_alive(recorded.pid, recorded.started_at):
+            if wait_until(lambda: port_accepting(recorded.port), _BROKER_READY_TIMEOUT_S):
+                return recorded, Outcome.ALREADY_RUNNING
+            self._broker.stop(recorded)
+        record = self._broker.start(find_free_port(recorded.port if recorded else None))
+        return record, Outcome.RESTARTED if recorded else Outcome.STARTED
+
+    def _make_state_dir(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ignore = self.state_dir / ".gitignore"
+        if not ignore.exists():
+            # Keeps databases and logs out of git wherever the stack is started.
+            ignore.write_text("*\n")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # Two concurrent `up`s would otherwise both start a broker and one would leak.
+        with (self.state_dir / "stack.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _broker_status(record: ProcessRecord | None) -> ComponentStatus:
+    if record is None:
+        return ComponentStatus(False, None, None, "not running")
+    if not process_alive(record.pid, record.started_at):
+        return ComponentStatus(False, record.pid, record.port, "not running (process gone)")
+    if not port_accepting(record.port):
+        return ComponentStatus(False, record.pid, record.port, "not accepting")
+    return ComponentStatus(True, record.pid, record.port, "accepting connections")
