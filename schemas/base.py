@@ -10,7 +10,9 @@ __all__ = ["Identifier", "LongText", "Message", "ShortText", "Text"]
 
 # Size limits on free text are part of the contract: a broker will carry anything, so the
 # application refuses oversized fields at the edge (see docs/design.md, "Sizes").
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\w.:\-]+$")]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
 Text = Annotated[str, StringConstraints(max_length=4_000)]
 LongText = Annotated[str, StringConstraints(max_length=200_000)]
