@@ -1,0 +1,271 @@
+"""The production event store: PostgreSQL through an asyncpg pool.
+
+The schema, the append-only trigger and the ``append_events`` function live in ``schema.sql``;
+its header comments explain why a follower of ``read_all`` never skips an event. Each append is
+one call of that function: one round trip, one transaction, all events or none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from shared.eventstore._codec import check_append, check_text, decode_json, encode_events
+from shared.eventstore.port import (
+    AlreadyProcessedError,
+    ConcurrencyConflictError,
+    EventStore,
+    EventStoreError,
+    NewEvent,
+    RecordedEvent,
+    StreamSummary,
+    Tracking,
+)
+
+__all__ = ["PostgresEventStore"]
+
+# SQLSTATEs raised by schema.sql (class "AL" is not used by Postgres itself).
+_CONFLICT = "AL001"
+_ALREADY_PROCESSED = "AL002"
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_COLUMNS = (
+    "position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at"
+)
+
+
+def _schema_sql(quoted_schema: str) -> str:
+    text = resources.files("shared.eventstore").joinpath("schema.sql").read_text("utf-8")
+    return text.replace("__SCHEMA__", quoted_schema)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset hook: skip asyncpg's default RESET ALL/UNLISTEN round trip on every release.
+
+    The store never changes session state (no SET, LISTEN, cursors or session-level advisory
+    locks), and asyncpg still rolls back any open transaction before calling this; the default
+    reset would double the round trips of a single-event append.
+    """
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row["position"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=decode_json(row["data"]),
+        event_id=row["event_id"],
+        metadata=decode_json(row["metadata"]),
+        recorded_at=row["recorded_at"],
+    )
+
+
+class PostgresEventStore(EventStore):
+    """Event store on PostgreSQL; every table lives in ``schema`` so tests can isolate."""
+
+    def __init__(
+        self, dsn: str, *, schema: str = "agentlog", pool_min: int = 1, pool_max: int = 10
+    ) -> None:
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(f"schema must be a plain SQL identifier, not {schema!r}")
+        self._dsn = dsn
+        self._schema = schema
+        self._pool_min = pool_min
+        self._pool_max = pool_max
+        self._pool: asyncpg.Pool | None = None
+        s = f'"{schema}"'
+        self._append_sql = (
+            f"SELECT o_positions, o_recorded_at FROM {s}.append_events"
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )
+        self._read_sql = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version > $2"
+            " AND ($3::integer IS NULL OR version <= $3) ORDER BY version"
+        )
+        self._read_all_sql = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
+        )
+        self._version_sql = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
+        self._list_sql = (
+            "SELECT stream_id, version, first_type, last_type, created_at, updated_at"
+            f" FROM {s}.streams ORDER BY last_position DESC LIMIT $1"
+        )
+        self._processed_sql = (
+            f"SELECT EXISTS (SELECT 1 FROM {s}.tracking WHERE consumer = $1 AND key = $2)"
+        )
+        self._load_sql = f"SELECT position FROM {s}.checkpoints WHERE name = $1"
+        # GREATEST: a late or replayed save must not move a follower backwards.
+        self._save_sql = (
+            f"INSERT INTO {s}.checkpoints AS c (name, position, updated_at)"
+            " VALUES ($1, $2, clock_timestamp()) ON CONFLICT (name) DO UPDATE"
+            " SET position = GREATEST(c.position, excluded.position),"
+            " updated_at = excluded.updated_at"
+        )
+
+    @property
+    def schema(self) -> str:
+        """The Postgres schema holding this store's tables."""
+        return self._schema
+
+    async def start(self) -> None:
+        """Open the pool and create the schema if missing; safe when processes start together."""
+        if self._pool is not None:
+            return
+        pool = await asyncpg.create_pool(
+            self._dsn, min_size=self._pool_min, max_size=self._pool_max, reset=_keep_session
+        )
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                # CREATE ... IF NOT EXISTS is not race-free between sessions; the lock is.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                    f"agentlog.eventstore.schema:{self._schema}",
+                )
+                await conn.execute(_schema_sql(f'"{self._schema}"'))
+        except BaseException:
+            await pool.close()
+            raise
+        self._pool = pool
+
+    async def stop(self) -> None:
+        """Close the pool, waiting for connections in use to be released."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def _ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("PostgresEventStore is not started")
+        return self._pool
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        tracking: Tracking | None = None,
+    ) -> list[RecordedEvent]:
+        """Append all events or none (see the port for the errors)."""
+        async with self._ready.acquire() as conn:
+            return await self._append_with(conn, stream_id, events, expected_version, tracking)
+
+    async def _append_with(
+        self,
+        conn: asyncpg.Connection,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        tracking: Tracking | None,
+    ) -> list[RecordedEvent]:
+        """Append on ``conn``; inside a caller's transaction the lock lasts until its commit."""
+        check_append(stream_id, events, expected_version, tracking)
+        data, metadata = encode_events(events)
+        try:
+            row = await conn.fetchrow(
+                self._append_sql,
+                stream_id,
+                expected_version,
+                tracking.consumer if tracking else None,
+                tracking.key if tracking else None,
+                [e.type for e in events],
+                [e.schema_version for e in events],
+                [e.event_id for e in events],
+                data,
+                metadata,
+            )
+        except asyncpg.PostgresError as exc:
+            error = self._translate(exc, stream_id, expected_version, tracking)
+            if error is None:
+                raise
+            raise error from exc
+        assert row is not None  # the function always returns one row
+        return [
+            RecordedEvent(
+                position=position,
+                stream_id=stream_id,
+                version=expected_version + i,
+                type=e.type,
+                schema_version=e.schema_version,
+                data=decode_json(d),
+                event_id=e.event_id,
+                metadata=decode_json(m),
+                recorded_at=row["o_recorded_at"],
+            )
+            for i, (e, d, m, position) in enumerate(
+                zip(events, data, metadata, row["o_positions"], strict=True), start=1
+            )
+        ]
+
+    @staticmethod
+    def _translate(
+        exc: asyncpg.PostgresError,
+        stream_id: str,
+        expected_version: int,
+        tracking: Tracking | None,
+    ) -> EventStoreError | None:
+        """The port's error for a database error from append_events, if it has one."""
+        sqlstate = exc.sqlstate
+        if sqlstate == _ALREADY_PROCESSED and tracking is not None:
+            return AlreadyProcessedError(tracking.consumer, tracking.key)
+        if sqlstate == _CONFLICT:
+            return ConcurrencyConflictError(stream_id, expected_version, int(exc.detail or 0))
+        if isinstance(exc, asyncpg.UniqueViolationError) and "event_id" in str(exc.constraint_name):
+            return EventStoreError(f"an event id in this batch is already recorded: {exc.detail}")
+        return None
+
+    async def read(
+        self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        """The stream's events in version order, optionally bounded."""
+        check_text("stream_id", stream_id)
+        rows = await self._ready.fetch(self._read_sql, stream_id, after_version, up_to_version)
+        return [_recorded(r) for r in rows]
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """Every stream's events in commit order (= position order, see schema.sql)."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        rows = await self._ready.fetch(self._read_all_sql, after_position, limit)
+        return [_recorded(r) for r in rows]
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 when it does not exist)."""
+        check_text("stream_id", stream_id)
+        version: Any = await self._ready.fetchval(self._version_sql, stream_id)
+        return int(version or 0)
+
+    async def list_streams(self, limit: int = 50) -> list[StreamSummary]:
+        """Streams, most recently appended to first."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        rows = await self._ready.fetch(self._list_sql, limit)
+        return [StreamSummary(**dict(r)) for r in rows]
+
+    async def is_processed(self, tracking: Tracking) -> bool:
+        """Whether the tracking key was recorded."""
+        check_text("tracking.consumer", tracking.consumer)
+        check_text("tracking.key", tracking.key)
+        found: Any = await self._ready.fetchval(
+            self._processed_sql, tracking.consumer, tracking.key
+        )
+        return bool(found)
+
+    async def load_checkpoint(self, name: str) -> int:
+        """A follower's last processed global position (0 when none)."""
+        check_text("checkpoint name", name)
+        position: Any = await self._ready.fetchval(self._load_sql, name)
+        return int(position or 0)
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Record a follower's progress; a lower position than the stored one is ignored."""
+        check_text("checkpoint name", name)
+        if position < 0:
+            raise ValueError(f"position must be >= 0, not {position}")
+        await self._ready.execute(self._save_sql, name, position)

@@ -1,0 +1,1 @@
+"""Benchmarks: plain async functions returning numbers, run by ``make bench``, not by pytest."""
