@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from schemas.messages import TaskCommand, TaskResult, CritiqueTask
+from schemas.messages import CritiqueTask, TaskCommand, TaskResult
 from shared.agents.critic import critique_draft
 from shared.llm.factory import build_model
 from shared.runtime.lifecycle import configure_logging, run_until_signalled

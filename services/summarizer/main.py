@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from schemas.messages import TaskCommand, TaskResult, SummarizeTask
+from schemas.messages import SummarizeTask, TaskCommand, TaskResult
 from shared.agents.summarizer import summarize_memory
 from shared.llm.factory import build_model
 from shared.runtime.lifecycle import configure_logging, run_until_signalled

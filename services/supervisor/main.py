@@ -66,8 +66,12 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
                     supervisor.active.add(stream.stream_id)
             relay = OutboxRelay(store, bus, supervisor.committed)
             await bus.subscribe(
-                Subscription([GOALS, RESULTS, CONTROL], "agentlog.supervisor", supervisor.handle,
-                             "supervisor")
+                Subscription(
+                    [GOALS, RESULTS, CONTROL],
+                    "agentlog.supervisor",
+                    supervisor.handle,
+                    "supervisor",
+                )
             )
             _log.info("supervisor ready (%d active workflows)", len(supervisor.active))
             async with asyncio.TaskGroup() as group:

@@ -62,7 +62,10 @@ class OutboxRelay:
             if await self.relay_batch():
                 continue
             self._wakeup.clear()
-            waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+            waiters = [
+                asyncio.ensure_future(self._wakeup.wait()),
+                asyncio.ensure_future(stop.wait()),
+            ]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED),

@@ -59,7 +59,9 @@ def demo(
         services.start()
         console.print(f"[bold]services[/]: {', '.join(services.processes)} started")
         goal_message = GoalSubmitted(
-            workflow_id=f"wf-demo-{uuid4().hex[:8]}", goal=goal, constraints=SAMPLE_CONSTRAINTS,
+            workflow_id=f"wf-demo-{uuid4().hex[:8]}",
+            goal=goal,
+            constraints=SAMPLE_CONSTRAINTS,
             requested_by="make demo",
         )
         completion, rows = asyncio.run(_submit_and_wait(settings, goal_message, timeout))
@@ -79,12 +81,12 @@ def demo(
 
 
 async def _submit_and_wait(
-    settings: Settings, goal: GoalSubmitted, timeout: float
+    settings: Settings, goal: GoalSubmitted, timeout_s: float
 ) -> tuple[CompletionEvent, list[TimelineRow]]:
     await publish_goal(settings, goal)
     console.print(f"[bold]goal[/]: {goal.goal!r} → workflow {goal.workflow_id}")
     async with PostgresEventStore(settings.require_database_url(), pool_max=2) as store:
-        completion = await wait_for_completion(store, goal.workflow_id, timeout)
+        completion = await wait_for_completion(store, goal.workflow_id, timeout_s)
         return completion, timeline(await store.read(goal.workflow_id))
 
 
@@ -98,6 +100,7 @@ def _show(completion: CompletionEvent, rows: list[TimelineRow]) -> None:
     for column in ("pos", "ver", "type", "agent", "summary", "time"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row.position), str(row.version), row.type, row.agent, row.summary,
-                      row.time[11:23])
+        table.add_row(
+            str(row.position), str(row.version), row.type, row.agent, row.summary, row.time[11:23]
+        )
     console.print(table)

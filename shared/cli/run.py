@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 from enum import StrEnum
 
-import typer
-
 __all__ = ["ServiceName", "run"]
 
 

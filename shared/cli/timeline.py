@@ -66,10 +66,8 @@ def describe(event: DomainEvent) -> tuple[str, str]:
                 f"revision {event.revision}: {event.verdict} (score {event.score:.2f}){first}",
             )
         case MemoryCompacted():
-            return (
-                "summarizer",
-                f"manifest v{event.manifest_version}: {event.source_chars} → {len(event.manifest)} chars",
-            )
+            size = f"{event.source_chars} → {len(event.manifest)} chars"
+            return "summarizer", f"manifest v{event.manifest_version}: {size}"
         case TaskFailed():
             return (
                 event.agent,

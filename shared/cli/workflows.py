@@ -106,8 +106,12 @@ def status(
             "manifest_version": state.manifest.manifest_version if state.manifest else 0,
             "memory_chars": state.memory_chars,
             "open_tasks": [
-                {"task_id": t.task_id, "agent": t.agent, "attempt": t.attempt,
-                 "deadline": t.deadline.isoformat()}
+                {
+                    "task_id": t.task_id,
+                    "agent": t.agent,
+                    "attempt": t.attempt,
+                    "deadline": t.deadline.isoformat(),
+                }
                 for t in state.open_tasks
             ],
             "reason": state.outcome_reason,

@@ -59,8 +59,9 @@ class TaskWorker:
         """Do one task; a failure becomes a TaskFailure result, never a crash."""
         task = delivery.message
         if not isinstance(task, self.task_type):
-            _log.warning("ignoring %s on %s: not a %s", delivery.ce_type, delivery.topic,
-                         self.task_type.TYPE)
+            _log.warning(
+                "ignoring %s on %s: not a %s", delivery.ce_type, delivery.topic, self.task_type.TYPE
+            )
             return
         if task.deadline <= self._clock.now():
             # The supervisor has already timed this attempt out and moved on; skip the work.

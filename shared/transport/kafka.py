@@ -1,0 +1,278 @@
+"""``KafkaBus``: the transport port over aiokafka, for any Kafka-protocol broker (Tansu included).
+
+Producer: ``acks="all"``, no idempotence and no transactions (Tansu supports neither), so
+delivery is at-least-once and consumers dedupe by ``ce_id``. Consumers: one group per service,
+``enable_auto_commit=False``, ``auto_offset_reset="earliest"``; each record's offset is committed
+only after its handler returned (or it was dead-lettered). Records of one partition are handled
+in order; the partitions of one fetch are handled concurrently. A handler that raises is retried
+on the same record per ``RetryPolicy``, then the record is dead-lettered (``handler-error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from schemas.base import Message
+from shared.settings import KafkaTuning
+from shared.transport.admin import ensure_topics, leave_group
+from shared.transport.dlq import DeadLetter, RetryPolicy
+from shared.transport.envelope import Envelope, RawRecord, source_for
+from shared.transport.pipeline import process_record, stopped_within, traced_publish
+from shared.transport.port import Bus, Subscription
+
+__all__ = ["KafkaBus"]
+
+log = logging.getLogger("agentlog.transport")
+
+# How long one fetch may wait for records before the loop looks at the stop flag again; the
+# wait is also cut short by stop(), so this only bounds idle wake-ups.
+_POLL_TIMEOUT_MS = 1000
+_FETCH_ERROR_PAUSE_S = 1.0
+_DLQ_RETRY_PAUSE_S = 0.5
+
+
+@dataclass
+class _Consumer:
+    subscription: Subscription
+    client: AIOKafkaConsumer
+    task: asyncio.Task[None] | None = None
+
+
+class KafkaBus(Bus):
+    """Publish and consume agentlog messages on a Kafka-protocol broker."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        service: str,
+        tuning: KafkaTuning | None = None,
+        topics: Sequence[str] = (),
+        partitions: int = 4,
+        client_id: str | None = None,
+        retry: RetryPolicy | None = None,
+        drain_timeout_s: float = 30.0,
+    ) -> None:
+        """``topics`` (and their DLQs) are created by ``start()``; ``drain_timeout_s`` bounds how
+        long ``stop()`` waits for in-flight handlers before cancelling them (uncommitted)."""
+        self._bootstrap = bootstrap
+        self._service = service
+        self._source = source_for(service)
+        self._tuning = tuning or KafkaTuning()
+        self._topics = tuple(topics)
+        self._partitions = partitions
+        self._client_id = client_id or f"agentlog-{service}"
+        self._retry = retry or RetryPolicy()
+        self._drain_timeout_s = drain_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: list[_Consumer] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Create missing topics and their DLQs, then connect the producer."""
+        if self._producer is not None:
+            return
+        self._stopping = asyncio.Event()
+        await self._ensure(self._topics)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=self._tuning.linger_ms,
+            max_batch_size=self._tuning.max_batch_size,
+            request_timeout_ms=self._tuning.request_timeout_ms,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Finish in-flight records (up to the drain timeout), commit, leave groups, flush."""
+        self._stopping.set()
+        tasks = [c.task for c in self._consumers if c.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self._drain_timeout_s)
+            for task in pending:
+                log.warning("handler still running after the drain timeout; cancelling it")
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for consumer in self._consumers:
+            await self._stop_consumer(consumer)
+        self._consumers.clear()
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def publish(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> None:
+        """Publish one message and wait for the broker's acknowledgement."""
+        await traced_publish(
+            self._send,
+            topic,
+            message,
+            key=key,
+            source=self._source,
+            ce_id=ce_id,
+            subject=subject,
+            headers=headers,
+        )
+
+    async def subscribe(self, subscription: Subscription) -> None:
+        """Join ``subscription.group`` and handle its topics in the background until ``stop()``."""
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.subscribe() before start()")
+        await self._ensure(subscription.topics)
+        client = AIOKafkaConsumer(
+            *subscription.topics,
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=subscription.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self._tuning.session_timeout_ms,
+            heartbeat_interval_ms=self._tuning.heartbeat_interval_ms,
+            rebalance_timeout_ms=self._tuning.rebalance_timeout_ms,
+            fetch_max_wait_ms=self._tuning.fetch_max_wait_ms,
+            request_timeout_ms=self._tuning.request_timeout_ms,
+        )
+        await client.start()
+        consumer = _Consumer(subscription, client)
+        consumer.task = asyncio.create_task(
+            self._consume(consumer), name=f"consume:{subscription.group}"
+        )
+        consumer.task.add_done_callback(_log_crash)
+        self._consumers.append(consumer)
+
+    async def _stop_consumer(self, consumer: _Consumer) -> None:
+        # The member id lives only on aiokafka's private coordinator; read it defensively.
+        coordinator = getattr(consumer.client, "_coordinator", None)
+        generation = getattr(coordinator, "generation", None)
+        member_id = getattr(coordinator, "member_id", "")
+        await consumer.client.stop()  # sends LeaveGroup itself from generation 1 on
+        if generation == 0 and member_id:
+            await leave_group(
+                self._bootstrap,
+                consumer.subscription.group,
+                member_id,
+                tuning=self._tuning,
+                client_id=self._client_id,
+            )
+
+    async def _ensure(self, topics: Sequence[str]) -> None:
+        await ensure_topics(
+            self._bootstrap,
+            topics,
+            partitions=self._partitions,
+            tuning=self._tuning,
+            client_id=self._client_id,
+        )
+
+    async def _send(self, topic: str, envelope: Envelope) -> None:
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.publish() before start()")
+        await self._producer.send_and_wait(
+            topic, envelope.value, key=envelope.key, headers=envelope.headers
+        )
+
+    async def _consume(self, consumer: _Consumer) -> None:
+        stop_requested = asyncio.ensure_future(self._stopping.wait())
+        fetch: asyncio.Future[dict[TopicPartition, list[ConsumerRecord]]] | None = None
+        try:
+            while not self._stopping.is_set():
+                fetch = asyncio.ensure_future(consumer.client.getmany(timeout_ms=_POLL_TIMEOUT_MS))
+                await asyncio.wait({fetch, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    break  # stopping; records fetched but not handled stay uncommitted
+                try:
+                    batches = fetch.result()
+                except KafkaError as exc:
+                    log.error("fetch failed: %r", exc, extra={"group": consumer.subscription.group})
+                    await stopped_within(self._stopping, _FETCH_ERROR_PAUSE_S)
+                    continue
+                await asyncio.gather(
+                    *(self._drain(consumer, tp, records) for tp, records in batches.items())
+                )
+        finally:
+            stop_requested.cancel()
+            if fetch is not None and not fetch.done():
+                fetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                    await fetch
+
+    async def _drain(
+        self, consumer: _Consumer, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> None:
+        for record in records:
+            if self._stopping.is_set():
+                return
+            raw = RawRecord(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                headers=tuple(record.headers),
+            )
+            done = await process_record(
+                raw,
+                consumer.subscription,
+                retry=self._retry,
+                dead_letter=self._dead_letter,
+                stopping=self._stopping,
+            )
+            if not done:
+                return
+            await self._commit(consumer, tp, record.offset + 1)
+
+    async def _commit(self, consumer: _Consumer, tp: TopicPartition, offset: int) -> None:
+        fields = {
+            "group": consumer.subscription.group,
+            "topic": tp.topic,
+            "partition": tp.partition,
+        }
+        try:
+            # commit() blocks forever while the broker is down; never let it hang the partition.
+            await asyncio.wait_for(
+                consumer.client.commit({tp: offset}), timeout=self._tuning.commit_timeout_s
+            )
+        except TimeoutError:
+            log.error("commit of %s@%d timed out; is the broker up?", tp, offset, extra=fields)
+        except KafkaError as exc:
+            # Typically a rebalance moved the partition: its new owner redelivers the record.
+            log.warning("commit of %s@%d failed: %r", tp, offset, exc, extra=fields)
+
+    async def _dead_letter(self, letter: DeadLetter) -> bool:
+        # Committing a record whose dead letter was not written would lose it, so keep
+        # trying until the broker takes it or the bus stops (then it stays uncommitted).
+        while True:
+            try:
+                if self._producer is None:
+                    return False
+                await self._producer.send_and_wait(
+                    letter.topic, letter.value, key=letter.key, headers=letter.headers
+                )
+                return True
+            except KafkaError as exc:
+                log.error("writing to %s failed: %r", letter.topic, exc)
+                if await stopped_within(self._stopping, _DLQ_RETRY_PAUSE_S):
+                    return False
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("consumer %s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,156 @@
+"""What every adapter does with one record, so the Kafka bus and its in-memory twin agree.
+
+Publishing: a PRODUCER span, the CloudEvents envelope, the trace context in its headers.
+Consuming: a CONSUMER span, decode, the handler with retries, dead-lettering on failure. The
+adapter only moves bytes and commits when ``process_record`` says the record is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from opentelemetry.trace import Status, StatusCode
+
+from schemas.base import Message
+from shared.transport.dlq import DeadLetter, DeadLetterReason, RetryPolicy, dead_letter_for
+from shared.transport.envelope import Envelope, EnvelopeError, RawRecord, decode_envelope
+from shared.transport.envelope import encode_envelope as _encode
+from shared.transport.port import Subscription
+from shared.transport.tracing import inject_context, process_span, publish_span
+
+__all__ = ["DeadLetterSink", "Publisher", "process_record", "stopped_within", "traced_publish"]
+
+log = logging.getLogger("agentlog.transport")
+
+#: Writes a dead letter; True once it is durably on the DLQ, False if the bus stopped first.
+DeadLetterSink = Callable[[DeadLetter], Awaitable[bool]]
+#: Writes one record (topic, envelope) and returns once the broker acknowledged it.
+Publisher = Callable[[str, Envelope], Awaitable[None]]
+
+
+async def traced_publish(
+    send: Publisher,
+    topic: str,
+    message: Message,
+    *,
+    key: str,
+    source: str,
+    ce_id: str | None,
+    subject: str | None,
+    headers: Mapping[str, bytes] | None,
+) -> None:
+    """Encode ``message`` and hand it to ``send`` inside a PRODUCER span."""
+    with publish_span(topic, key=key, ce_type=message.TYPE) as span:
+        envelope = _encode(
+            message, key=key, source=source, ce_id=ce_id, subject=subject, headers=headers
+        )
+        span.set_attribute("messaging.message.id", envelope.ce_id)
+        inject_context(envelope.headers)
+        await send(topic, envelope)
+
+
+async def process_record(
+    record: RawRecord,
+    subscription: Subscription,
+    *,
+    retry: RetryPolicy,
+    dead_letter: DeadLetterSink,
+    stopping: asyncio.Event,
+) -> bool:
+    """Handle one record; True when it is done (handled or dead-lettered) and may be committed.
+
+    False means the bus began stopping during the handler's retries: the record stays
+    uncommitted and is redelivered to whichever member of the group consumes next.
+    """
+    with process_span(record, group=subscription.group) as span:
+        try:
+            delivery = decode_envelope(record)
+        except EnvelopeError as exc:
+            span.set_status(Status(StatusCode.ERROR, exc.reason))
+            letter = dead_letter_for(
+                record, DeadLetterReason(exc.reason), str(exc), service=subscription.service
+            )
+            return await _send_dead_letter(dead_letter, letter, str(exc))
+        span.set_attribute("messaging.message.id", delivery.ce_id)
+        span.set_attribute("cloudevents.event_type", delivery.ce_type)
+        error: Exception | None = None
+        for attempt in range(1, retry.tries + 1):
+            try:
+                await subscription.handler(delivery)
+            except Exception as exc:
+                error = exc
+                span.record_exception(exc)
+                log.warning(
+                    "handler failed (attempt %d of %d) on %s[%d]@%d: %r",
+                    attempt,
+                    retry.tries,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                    extra=_fields(record, subscription, attempt=attempt),
+                )
+                if attempt < retry.tries and await stopped_within(
+                    stopping, retry.delay_after(attempt)
+                ):
+                    return False
+            else:
+                return True
+        detail = f"{type(error).__name__}: {error}"
+        span.set_status(Status(StatusCode.ERROR, "handler-error"))
+        letter = dead_letter_for(
+            record, DeadLetterReason.HANDLER_ERROR, detail, service=subscription.service
+        )
+        return await _send_dead_letter(dead_letter, letter, detail)
+
+
+async def _send_dead_letter(sink: DeadLetterSink, letter: DeadLetter, detail: str) -> bool:
+    record = letter.origin
+    written = await sink(letter)
+    if not written:
+        log.info(
+            "stopping before %s[%d]@%d was dead-lettered; it stays uncommitted",
+            record.topic,
+            record.partition,
+            record.offset,
+        )
+        return False
+    log.warning(
+        "dead-lettered %s[%d]@%d to %s (%s): %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        letter.topic,
+        letter.reason.value,
+        detail[:200],
+        extra={
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "dlq_topic": letter.topic,
+            "dlq_reason": letter.reason.value,
+        },
+    )
+    return True
+
+
+async def stopped_within(stopping: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds``; True as soon as ``stopping`` is set."""
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def _fields(record: RawRecord, subscription: Subscription, **more: object) -> dict[str, object]:
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "group": subscription.group,
+        "service": subscription.service,
+        **more,
+    }

@@ -1,0 +1,128 @@
+"""KafkaBus on a real broker: the shared transport contract, plus topic creation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.settings import KafkaTuning
+from shared.transport import Bus, KafkaBus, RawRecord, RetryPolicy
+from shared.transport.admin import ensure_topics
+from tests.conftest import StackInfo
+from tests.contracts.transport import FAST_RETRY, WAIT_S, TransportContract, TransportHarness
+
+pytestmark = pytest.mark.integration
+
+
+class KafkaHarness(TransportHarness):
+    """KafkaBus instances plus plain aiokafka clients for raw records."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.tuning = KafkaTuning()
+
+    def make_bus(
+        self,
+        service: str,
+        topics: Sequence[str],
+        *,
+        retry: RetryPolicy = FAST_RETRY,
+        drain_timeout_s: float = WAIT_S,
+    ) -> Bus:
+        """A KafkaBus on the session's broker."""
+        return KafkaBus(
+            self.bootstrap,
+            service=service,
+            tuning=self.tuning,
+            topics=topics,
+            retry=retry,
+            drain_timeout_s=drain_timeout_s,
+        )
+
+    async def inject_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> RawRecord:
+        """Through a plain aiokafka producer: no envelope, no validation."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        try:
+            sent = await producer.send_and_wait(topic, value, key=key, headers=list(headers))
+        finally:
+            await producer.stop()
+        return RawRecord(topic, sent.partition, sent.offset, key, value, tuple(headers))
+
+    async def read_raw(self, topic: str, count: int) -> list[RawRecord]:
+        """Read every partition from the beginning, without a group, until ``count`` records."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.tuning.fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()  # loads metadata so the partitions are known
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            return await asyncio.wait_for(_read(consumer, count), timeout=WAIT_S)
+        finally:
+            await consumer.stop()
+
+
+async def _read(consumer: AIOKafkaConsumer, count: int) -> list[RawRecord]:
+    records: list[ConsumerRecord] = []
+    while len(records) < count:
+        for batch in (await consumer.getmany(timeout_ms=200)).values():
+            records.extend(batch)
+    return [
+        RawRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers))
+        for r in records[:count]
+    ]
+
+
+class TestKafkaTransport(TransportContract):
+    """Runs the transport contract on KafkaBus against the session's broker."""
+
+    @pytest.fixture
+    def harness(self, request: pytest.FixtureRequest) -> TransportHarness:
+        """A harness on the embedded (or configured) broker."""
+        info: StackInfo = request.getfixturevalue("stack_info")
+        return KafkaHarness(info.kafka_bootstrap)
+
+
+async def _partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described}
+
+
+async def test_start_creates_topics_and_their_dlqs(stack_info: StackInfo) -> None:
+    """start() creates each declared topic and its .dlq with the requested partitions."""
+    topic = f"create.{uuid.uuid4().hex[:12]}"
+    async with KafkaBus(stack_info.kafka_bootstrap, service="s", topics=[topic], partitions=2):
+        counts = await _partition_counts(stack_info.kafka_bootstrap, [topic, f"{topic}.dlq"])
+    assert counts == {topic: 2, f"{topic}.dlq": 2}
+
+
+async def test_concurrent_topic_creation_tolerates_races(stack_info: StackInfo) -> None:
+    """Processes creating the same topics at once all succeed; each topic is created once."""
+    topic = f"race.{uuid.uuid4().hex[:12]}"
+    created = await asyncio.gather(
+        *(ensure_topics(stack_info.kafka_bootstrap, [topic], partitions=3) for _ in range(3))
+    )
+    assert sorted(name for names in created for name in names) == [topic, f"{topic}.dlq"]
+    counts = await _partition_counts(stack_info.kafka_bootstrap, [topic, f"{topic}.dlq"])
+    assert counts == {topic: 3, f"{topic}.dlq": 3}
