@@ -1,0 +1,128 @@
+"""The supervisor's handler and outbox relay over the in-memory store and bus."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from schemas.events import WorkflowPolicy
+from schemas.messages import GoalSubmitted, Passage, Provenance, SearchResult
+from schemas.topics import COMPLETIONS, GOALS, RESULTS, WORKFLOW_EVENTS, task_topic
+from services.supervisor.handler import Supervisor
+from services.supervisor.relay import OutboxRelay
+from shared.eventstore import InMemoryEventStore
+from shared.transport import Delivery
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class FixedClock:
+    """Always the same instant."""
+
+    def now(self) -> datetime:
+        return NOW
+
+
+def _delivery(message: object, ce_id: str, topic: str = GOALS) -> Delivery:
+    return Delivery(
+        message=message,  # type: ignore[arg-type]  # any Message subclass
+        topic=topic,
+        partition=0,
+        offset=0,
+        key=None,
+        ce_id=ce_id,
+        ce_type="t",
+        ce_source="test",
+        ce_time=None,
+        ce_subject=None,
+    )
+
+
+def _supervisor(store: InMemoryEventStore) -> Supervisor:
+    return Supervisor(store, FixedClock(), WorkflowPolicy())
+
+
+async def test_goal_is_recorded_once_under_redelivery() -> None:
+    """A redelivered goal message (same ce_id) appends nothing the second time."""
+    store = InMemoryEventStore()
+    supervisor = _supervisor(store)
+    goal = GoalSubmitted(workflow_id="wf-a", goal="explain replay")
+    await supervisor.handle(_delivery(goal, "goal-1"))
+    await supervisor.handle(_delivery(goal, "goal-1"))
+    records = await store.read("wf-a")
+    assert [r.type for r in records] == ["WorkflowStarted", "TaskScheduled"]
+    assert records[0].metadata["causation_id"] == "goal-1"
+    assert records[0].metadata["actor"] == "supervisor"
+    assert "wf-a" in supervisor.active
+
+
+async def test_duplicate_result_with_new_ce_id_is_ignored() -> None:
+    """Two deliveries of the same task attempt's result record it once."""
+    store = InMemoryEventStore()
+    supervisor = _supervisor(store)
+    await supervisor.handle(
+        _delivery(GoalSubmitted(workflow_id="wf-b", goal="explain replay"), "g")
+    )
+    task_id = (await store.read("wf-b"))[-1].data["task_id"]
+    result = SearchResult(
+        workflow_id="wf-b",
+        task_id=task_id,
+        attempt=1,
+        provenance=Provenance(provider="p", model="m", strategy_version="1"),
+        passages=[Passage(source_id="doc#1", text="replay folds events")],
+    )
+    await supervisor.handle(_delivery(result, "r-1", RESULTS))
+    await supervisor.handle(_delivery(result, "r-2", RESULTS))
+    types = [r.type for r in await store.read("wf-b")]
+    assert types == ["WorkflowStarted", "TaskScheduled", "PassagesRetrieved", "TaskScheduled"]
+
+
+async def test_relay_publishes_commands_and_audit_feed_in_log_order() -> None:
+    """The relay publishes each TaskScheduled as its command, every event to the audit feed."""
+    from shared.transport.memory import InMemoryBus
+
+    store = InMemoryEventStore()
+    supervisor = _supervisor(store)
+    await supervisor.handle(
+        _delivery(GoalSubmitted(workflow_id="wf-c", goal="explain replay"), "g")
+    )
+    bus = InMemoryBus(service="supervisor", topics=[WORKFLOW_EVENTS, task_topic("search")])
+    async with bus:
+        relay = OutboxRelay(store, bus, supervisor.committed)
+        assert await relay.relay_batch() == 2
+        assert await relay.relay_batch() == 0
+        audit = bus.records(WORKFLOW_EVENTS)
+        commands = bus.records(task_topic("search"))
+        assert bus.records(COMPLETIONS) == []
+    assert [json.loads(r.value or b"")["type"] for r in audit] == [
+        "WorkflowStarted",
+        "TaskScheduled",
+    ]
+    assert len(commands) == 1
+    headers = dict(commands[0].headers)
+    assert headers["ce_type"] == b"agentlog.task.search.v1"
+    assert headers["ce_id"].decode() == (await store.read("wf-c"))[1].event_id
+    assert await store.load_checkpoint(OutboxRelay.CHECKPOINT) == relay.position
+
+
+async def test_relay_resumes_from_its_checkpoint() -> None:
+    """A new relay instance starts after the last relayed position, publishing nothing twice."""
+    from shared.transport.memory import InMemoryBroker, InMemoryBus
+
+    store = InMemoryEventStore()
+    supervisor = _supervisor(store)
+    broker = InMemoryBroker()
+    await supervisor.handle(
+        _delivery(GoalSubmitted(workflow_id="wf-d", goal="explain replay"), "g")
+    )
+    async with InMemoryBus(service="s", broker=broker, topics=[WORKFLOW_EVENTS]) as bus:
+        await OutboxRelay(store, bus, supervisor.committed).relay_batch()
+    await supervisor.handle(
+        _delivery(GoalSubmitted(workflow_id="wf-e", goal="explain replay"), "h")
+    )
+    async with InMemoryBus(service="s", broker=broker, topics=[WORKFLOW_EVENTS]) as bus:
+        relay = OutboxRelay(store, bus, supervisor.committed)
+        relay.position = await store.load_checkpoint(OutboxRelay.CHECKPOINT)
+        assert await relay.relay_batch() == 2
+        subjects = [dict(r.headers)["ce_subject"] for r in bus.records(WORKFLOW_EVENTS)]
+    assert subjects == [b"wf-d", b"wf-d", b"wf-e", b"wf-e"]
