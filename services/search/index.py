@@ -37,6 +37,12 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _QUERY_WORD = re.compile(r"[^\W_]+")
 _MAX_PATH_CHARS = 400  # source ids are ShortText (500) and end with "#<n>"
 _MAX_TEXT_CHARS = 4_000  # Passage.text is Text
+_CATALOG_RACE = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DuplicateSchemaError,
+    asyncpg.DuplicateTableError,
+    asyncpg.DuplicateObjectError,
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +102,29 @@ class PostgresCorpusIndex:
         # Serialises concurrent syncs of this folder, across processes too.
         self._lock_key = f"agentlog.corpus:{schema}"
 
+    @property
+    def schema(self) -> str:
+        """The Postgres schema holding the index tables."""
+        return self._schema
+
+    @property
+    def docs_dir(self) -> Path:
+        """The folder this index mirrors."""
+        return self._docs_dir
+
     async def ensure_schema(self) -> None:
         """Create the schema, tables and index if missing (idempotent, safe to race)."""
+        for attempt in range(3):
+            try:
+                await self._create_schema()
+                return
+            except _CATALOG_RACE:
+                # Another component (e.g. the event store) created the same schema at the same
+                # instant under its own lock; IF NOT EXISTS is not race-free, a retry is.
+                if attempt == 2:
+                    raise
+
+    async def _create_schema(self) -> None:
         s = self._schema
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._lock_key)

@@ -19,6 +19,7 @@ __all__ = ["main", "make_perform"]
 async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
     """Bind the summarizer agent to the configured model."""
     model = build_model(settings)
+    resources.push_async_callback(model.aclose)
 
     async def perform(task: TaskCommand) -> TaskResult:
         assert isinstance(task, SummarizeTask)  # the worker filters by task type

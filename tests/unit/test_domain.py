@@ -59,7 +59,7 @@ class Run:
         return events
 
     def start(self, **goal: object) -> list[DomainEvent]:
-        return self.feed(GoalReceived(GoalSubmitted(workflow_id=WF, **goal), self.policy, self.now))  # type: ignore[arg-type]  # test kwargs
+        return self.feed(GoalReceived(GoalSubmitted(workflow_id=WF, **goal), self.policy, self.now))
 
     def last_task(self) -> TaskScheduled:
         return [e for e in self.history if isinstance(e, TaskScheduled)][-1]
@@ -160,7 +160,7 @@ def test_revisions_exhausted_fails_without_committing_a_draft() -> None:
 
 
 def test_large_memory_is_compacted_before_writing() -> None:
-    """Passages beyond the memory limit schedule the summarizer, then the writer gets the manifest."""
+    """Memory past the limit schedules the summarizer; the writer then gets the manifest."""
     run = Run(WorkflowPolicy(memory_limit_chars=1000, manifest_budget_chars=500))
     run.start(goal="explain event sourcing")
     run.reply(_result(run.last_task(), SearchResult, passages=_passages(5, size=400)))

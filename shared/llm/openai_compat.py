@@ -1,0 +1,147 @@
+"""``OpenAICompatibleModel``: chat completions on OpenAI or any compatible server.
+
+Works with OpenAI itself and with servers that speak its chat-completions API (vLLM, Ollama,
+llama.cpp's server, LiteLLM): point ``base_url`` at them, e.g. ``http://127.0.0.1:11434/v1``.
+
+The API key comes only from the environment (``AGENTLOG_LLM_API_KEY``, else
+``OPENAI_API_KEY``); it is never a setting, never logged, never in ``repr`` or error text.
+Local servers usually need no key; then a placeholder is sent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Final
+
+import openai
+from openai import AsyncOpenAI
+
+from shared.llm.port import (
+    Completion,
+    CompletionRequest,
+    LanguageModel,
+    ModelConfigError,
+    ModelError,
+    ModelTimeoutError,
+)
+from shared.llm.text import clip, estimate_tokens
+
+__all__ = ["API_KEY_ENV_VARS", "OpenAICompatibleModel", "resolve_api_key"]
+
+API_KEY_ENV_VARS: Final = ("AGENTLOG_LLM_API_KEY", "OPENAI_API_KEY")
+_NO_KEY: Final = "no-key-required"
+# Statuses worth retrying as-is: timeout, conflict, rate limit, and server-side failures.
+_RETRYABLE_STATUS: Final = frozenset({408, 409, 429})
+
+
+def resolve_api_key(environ: Mapping[str, str], *, base_url: str | None) -> str:
+    """The API key from the environment; a placeholder for a custom server that needs none."""
+    for name in API_KEY_ENV_VARS:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    if base_url is None:
+        raise ModelConfigError(
+            "llm_provider 'openai' without llm_base_url needs an API key: "
+            f"set {' or '.join(API_KEY_ENV_VARS)}"
+        )
+    return _NO_KEY
+
+
+class OpenAICompatibleModel(LanguageModel):
+    """A chat-completions client with timeouts and errors mapped to ``ModelError``."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 1,
+        temperature: float = 0.0,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._model = model
+        self._base_url = base_url
+        self._temperature = temperature
+        self._timeout_s = timeout_s
+        # The key lives only inside the SDK client, which sends it as a bearer header.
+        key = resolve_api_key(os.environ if environ is None else environ, base_url=base_url)
+        self._key_to_redact = key if key != _NO_KEY else None
+        self._client = AsyncOpenAI(
+            api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        )
+
+    @property
+    def provider(self) -> str:
+        return "openai" if self._base_url is None else "openai-compatible"
+
+    @property
+    def name(self) -> str:
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatibleModel(model={self._model!r}, base_url={self._base_url!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.close()
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """One chat completion: the request's system and user prompts, temperature 0."""
+        try:
+            response = await self._client.chat.completions.create(
+                model=self._model,
+                messages=[
+                    {"role": "system", "content": request.system},
+                    {"role": "user", "content": request.prompt},
+                ],
+                temperature=self._temperature,
+                # ~4 characters per token; a little slack, the text is clipped below anyway.
+                max_tokens=max(16, math.ceil(request.max_output_chars / 3)),
+            )
+        except openai.APITimeoutError as exc:
+            raise ModelTimeoutError(
+                f"{self._where()} did not answer within {self._timeout_s:g} s"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise ModelError(
+                f"cannot reach {self._where()}: {self._redact(exc)}", retryable=True
+            ) from exc
+        except openai.APIStatusError as exc:
+            retryable = exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
+            raise ModelError(
+                f"{self._where()} answered HTTP {exc.status_code}: {self._redact(exc)}",
+                retryable=retryable,
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise ModelError(
+                f"{self._where()} failed: {self._redact(exc)}", retryable=False
+            ) from exc
+        content = response.choices[0].message.content if response.choices else None
+        if not content or not content.strip():
+            raise ModelError(f"{self._where()} returned an empty completion", retryable=True)
+        text = clip(content.strip(), request.max_output_chars)
+        usage = response.usage
+        return Completion(
+            text=text,
+            provider=self.provider,
+            model=response.model or self._model,
+            strategy_version=f"chat-completions/{request.task}-prompt-{request.prompt_version}",
+            prompt_tokens=usage.prompt_tokens
+            if usage
+            else estimate_tokens(request.system, request.prompt),
+            completion_tokens=usage.completion_tokens if usage else estimate_tokens(text),
+            tokens_estimated=usage is None,
+        )
+
+    def _where(self) -> str:
+        return f"model {self._model!r} at {self._base_url or 'api.openai.com'}"
+
+    def _redact(self, exc: BaseException) -> str:
+        message = str(exc)
+        if self._key_to_redact:
+            message = message.replace(self._key_to_redact, "***")
+        return message[:300]

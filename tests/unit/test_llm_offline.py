@@ -1,0 +1,136 @@
+"""The offline model and the text tools it is built from."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.agents.writer import build_write_request
+from shared.llm import CompletionRequest, ModelError, OfflineModel
+from shared.llm.scoring import TfIdf, centroid, cosine, mmr_select
+from shared.llm.text import (
+    clip,
+    contains_term,
+    content_terms,
+    estimate_tokens,
+    extract_citations,
+    key_terms,
+    markdown_sentences,
+    split_sentences,
+    stem,
+    tokenize,
+    word_count,
+)
+from tests.unit._agent_samples import write_task
+
+
+def test_tokenize_keeps_unicode_words_and_inner_apostrophes() -> None:
+    """Tokens are case-folded words of any script; "don't" stays one token."""
+    assert tokenize("Don't panic: Grüße, 東京 & v2!") == ["don't", "panic", "grüsse", "東京", "v2"]
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [("events", "event"), ("stores", "storing"), ("policies", "policy"), ("indexes", "indexed")],
+)
+def test_stem_conflates_inflections(left: str, right: str) -> None:
+    """Plural and verb forms of a word share a stem."""
+    assert stem(left) == stem(right)
+
+
+def test_stem_keeps_different_words_apart() -> None:
+    """The light stemmer does not merge distinct words such as "simply" and "simple"."""
+    assert stem("simply") != stem("simple")
+    assert stem("status") == "status"
+
+
+def test_split_sentences_respects_abbreviations_and_initials() -> None:
+    """Sentence breaks skip "e.g.", titles, initials and decimals."""
+    text = "We use Kafka, e.g. for events. Dr. Smith agrees! J. R. Tolkien wrote v1.2 here. ok"
+    assert split_sentences(text) == [
+        "We use Kafka, e.g. for events.",
+        "Dr. Smith agrees!",
+        "J. R. Tolkien wrote v1.2 here.",
+        "ok",
+    ]
+
+
+def test_markdown_sentences_skip_headings_code_and_tables() -> None:
+    """Only prose and list items become sentences."""
+    text = "# Title\n\nOne. Two\ncontinues.\n\n- item\n\n```\ncode. More\n```\n| a | b |\n"
+    assert markdown_sentences(text) == ["One.", "Two continues.", "item"]
+
+
+def test_key_terms_drop_request_words_and_duplicates() -> None:
+    """Key terms of a goal are its subject words, one per stem, in order."""
+    goal = "Write a short report explaining how agentlog uses Kafka topics and the topic store"
+    assert key_terms(goal) == ["agentlog", "kafka", "topics", "store"]
+
+
+def test_contains_term_matches_phrases_by_stem() -> None:
+    """A phrase matches when its stems appear consecutively."""
+    assert contains_term("Event stores are durable.", "event store")
+    assert not contains_term("The store of events", "event store")
+    assert not contains_term("anything", "")
+
+
+def test_extract_citations_ignores_markdown_links() -> None:
+    """Bracketed ids are citations; [text](url) links are not."""
+    text, cited = extract_citations("See [docs/a.md#1] and [a link](http://x) [b#2] [docs/a.md#1].")
+    assert cited == ["docs/a.md#1", "b#2"]
+    assert text == "See and [a link](http://x) ."
+
+
+def test_counts_and_estimates() -> None:
+    """Words count tokens; tokens are estimated at four characters each, rounded up."""
+    assert word_count("one, two; three-four") == 4
+    assert estimate_tokens("abcde", "") == 2
+    assert clip("alpha beta gamma", 12) == "alpha beta"
+
+
+def test_tfidf_vectors_are_unit_length_and_weight_rare_terms() -> None:
+    """TF-IDF vectors have length one and rarer terms weigh more."""
+    model = TfIdf([content_terms("kafka topic"), content_terms("kafka broker")])
+    vector = model.vector(content_terms("kafka topic"))
+    assert sum(w * w for w in vector.values()) == pytest.approx(1.0)
+    assert vector["topic"] > vector["kafka"]
+    assert cosine(vector, vector) == pytest.approx(1.0)
+    assert centroid([]) == {}
+
+
+def test_mmr_prefers_novel_candidates_over_near_duplicates() -> None:
+    """After the best candidate, a diverse one beats a slightly more relevant duplicate."""
+    a, dup, other = {"x": 1.0}, {"x": 1.0}, {"y": 1.0}
+    order = list(mmr_select([1.0, 0.95, 0.6], [a, dup, other], diversity=0.5))
+    assert order == [0, 2, 1]
+
+
+async def test_offline_write_is_deterministic_and_cited() -> None:
+    """The same write request yields the same text, every paragraph ending in a citation."""
+    model = OfflineModel()
+    request = build_write_request(write_task())
+    first, second = await model.complete(request), await model.complete(request)
+    assert first == second
+    paragraphs = first.text.split("\n\n")
+    assert len(paragraphs) >= 2
+    assert all(p.rstrip().endswith("]") for p in paragraphs)
+    assert first.provider == "offline"
+    assert first.model == "agentlog-extractive-1"
+    assert first.tokens_estimated
+    assert first.completion_tokens == estimate_tokens(first.text)
+
+
+async def test_offline_output_respects_max_output_chars() -> None:
+    """The completion is clipped to the request's character limit."""
+    request = build_write_request(write_task())
+    small = CompletionRequest(
+        task="write", system="", prompt="", context=request.context, max_output_chars=120
+    )
+    completion = await OfflineModel().complete(small)
+    assert 0 < len(completion.text) <= 120
+
+
+async def test_offline_model_rejects_requests_without_context() -> None:
+    """A request lacking the structured context fails with a non-retryable ModelError."""
+    with pytest.raises(ModelError) as caught:
+        await OfflineModel().complete(CompletionRequest(task="write", system="s", prompt="p"))
+    assert not caught.value.retryable

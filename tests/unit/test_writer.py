@@ -1,0 +1,218 @@
+"""The writer agent: report format, first drafts, and feedback-driven revisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.messages import DraftResult
+from shared.agents.draft import parse_draft, title_from_goal
+from shared.agents.writer import feedback_directives, write_draft
+from shared.llm import Completion, CompletionRequest, LanguageModel, OfflineModel
+from shared.llm.text import contains_term
+from tests.unit._agent_samples import PASSAGES, SOURCE_IDS, write_task
+
+MODEL = OfflineModel()
+TITLES = {p.source_id: p.title for p in PASSAGES}
+
+
+async def _revise(draft: DraftResult, feedback: list[str]) -> DraftResult:
+    return await write_draft(
+        write_task(feedback=feedback, previous_draft=draft.draft, revision=draft.revision + 1),
+        MODEL,
+    )
+
+
+@pytest.fixture(scope="module")
+async def first() -> DraftResult:
+    """The first draft for the sample goal."""
+    return await write_draft(write_task(), MODEL)
+
+
+def test_first_draft_has_title_cited_paragraphs_and_sources(first: DraftResult) -> None:
+    """The draft is a titled report whose every paragraph cites known sources, listed at the end."""
+    parsed = parse_draft(first.draft)
+    assert first.draft.startswith("# How agentlog uses the event store and Kafka topics\n")
+    assert len(parsed.paragraphs) >= 2
+    assert all(p.citations and set(p.citations) <= set(SOURCE_IDS) for p in parsed.paragraphs)
+    assert first.cited_source_ids == parsed.cited_ids()
+    assert list(parsed.sources) == first.cited_source_ids
+    for sid in first.cited_source_ids:
+        assert f"- [{sid}] {TITLES[sid]}" in first.draft
+    assert first.revision == 0
+    assert first.provenance.provider == "offline"
+
+
+def test_first_draft_quotes_the_passages(first: DraftResult) -> None:
+    """Every body sentence is taken from the passage its paragraph cites."""
+    parsed = parse_draft(first.draft)
+    texts = {p.source_id: " ".join(p.text.split()) for p in PASSAGES}
+    for paragraph in parsed.paragraphs:
+        assert paragraph.text.rstrip(".") in texts[paragraph.citations[0]]
+
+
+async def test_first_draft_ignores_free_text_constraints(first: DraftResult) -> None:
+    """Constraints are the critic's business: the first draft is the same with or without them."""
+    constrained = await write_draft(write_task(constraints=["avoid: simply"]), MODEL)
+    assert constrained.draft == first.draft
+    assert contains_term(first.draft, "simply")
+
+
+@pytest.mark.parametrize(
+    ("goal", "title"),
+    [
+        ("Write a short report on event sourcing with Kafka.", "Event sourcing with Kafka"),
+        ("Explain how agentlog works", "How agentlog works"),
+        ("summarize the retention policy\nmore detail", "The retention policy"),
+        ("Kafka consumer groups?", "Kafka consumer groups"),
+    ],
+)
+def test_title_from_goal_drops_the_request_phrasing(goal: str, title: str) -> None:
+    """The title names the subject, not the request."""
+    assert title_from_goal(goal) == title
+
+
+async def test_banned_feedback_removes_the_term_and_keeps_the_title(first: DraftResult) -> None:
+    """A [banned] item removes every sentence with the term; title and citations stay."""
+    revised = await _revise(first, ['[banned] Remove "simply" (paragraph 1).'])
+    assert not contains_term(revised.draft, "simply")
+    assert parse_draft(revised.draft).title == parse_draft(first.draft).title
+    assert revised.revision == 1
+    assert all(p.citations for p in parse_draft(revised.draft).paragraphs)
+
+
+async def test_must_mention_feedback_pulls_in_a_cited_sentence(first: DraftResult) -> None:
+    """A [must-mention] term found in a passage brings that passage's sentence and citation in."""
+    assert not contains_term(first.draft, "GDPR")
+    revised = await _revise(first, ['[must-mention] Mention "GDPR": the constraints require it.'])
+    parsed = parse_draft(revised.draft)
+    carrier = next(p for p in parsed.paragraphs if contains_term(p.text, "GDPR"))
+    assert carrier.citations == ("docs/ops.md#3",)
+    assert "docs/ops.md#3" in revised.cited_source_ids
+
+
+async def test_uncovered_term_is_declared_as_a_gap(first: DraftResult) -> None:
+    """A term no passage covers is stated, uncited, in the Gaps section."""
+    revised = await _revise(first, ['[missing-term] Cover "sharding": no paragraph mentions it.'])
+    parsed = parse_draft(revised.draft)
+    assert parsed.gaps == ('The sources do not cover "sharding".',)
+    assert not any(contains_term(p.text, "sharding") for p in parsed.paragraphs)
+
+
+async def test_too_long_feedback_trims_to_the_limit(first: DraftResult) -> None:
+    """A [too-long] item cuts the lowest-scoring sentences until the limit holds."""
+    before = parse_draft(first.draft).word_count()
+    revised = await _revise(first, [f"[too-long] Cut to at most 60 words (now {before})."])
+    after = parse_draft(revised.draft)
+    assert 0 < after.word_count() <= 60
+    assert all(p.citations for p in after.paragraphs)
+
+
+async def test_too_short_feedback_adds_passage_sentences() -> None:
+    """A [too-short] item adds sentences until the draft reaches the minimum."""
+    short = await write_draft(write_task(passages=PASSAGES[:1]), MODEL)
+    longer = await write_draft(
+        write_task(
+            feedback=["[too-short] Expand to at least 150 words (now 60)."],
+            previous_draft=short.draft,
+            revision=1,
+        ),
+        MODEL,
+    )
+    assert parse_draft(longer.draft).word_count() >= 150
+
+
+async def test_citation_feedback_fixes_uncited_and_unknown_sources() -> None:
+    """[uncited] and [unknown-source] items leave only known citations on every paragraph."""
+    previous = (
+        "# Notes\n\nConsumers record message ids in an inbox table.\n\n"
+        "Streams are versioned to detect conflicts. [docs/nope.md#9]\n"
+    )
+    revised = await write_draft(
+        write_task(
+            feedback=[
+                "[uncited] Paragraph 1 cites no source.",
+                '[unknown-source] Paragraph 2 cites "docs/nope.md#9", which is unknown.',
+            ],
+            previous_draft=previous,
+            revision=1,
+        ),
+        MODEL,
+    )
+    parsed = parse_draft(revised.draft)
+    assert [p.citations for p in parsed.paragraphs] == [
+        ("docs/design.md#3",),
+        ("docs/design.md#1",),
+    ]
+
+
+async def test_min_sources_feedback_cites_more_sources(first: DraftResult) -> None:
+    """A [min-sources] item adds sentences from sources not cited yet."""
+    trimmed = await _revise(first, ["[too-long] Cut to at most 40 words (now 200)."])
+    assert len(trimmed.cited_source_ids) < 4
+    widened = await _revise(trimmed, ["[min-sources] Cite at least 4 distinct sources (now 1)."])
+    assert len(widened.cited_source_ids) >= 4
+
+
+async def test_replaying_feedback_changes_nothing(first: DraftResult) -> None:
+    """Directives are idempotent: applying the same feedback twice gives the same draft."""
+    feedback = ['[banned] Remove "simply" (paragraph 1).', "[too-long] Cut to at most 90 words."]
+    once = await _revise(first, feedback)
+    twice = await _revise(once, feedback)
+    assert twice.draft == once.draft
+
+
+def test_only_tagged_findings_become_directives() -> None:
+    """Notes, reviews and untagged prose carry no edit."""
+    directives = feedback_directives(
+        [
+            "[note] Not checked automatically.",
+            "[review] Looks fine.",
+            "Be nicer.",
+            "[too-long] Cut to at most 9 words.",
+        ]
+    )
+    assert directives == [{"tag": "too-long", "term": None, "limit": 9}]
+
+
+class _ScriptedModel(LanguageModel):
+    """A stand-in remote model that answers with a fixed text."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+
+    @property
+    def provider(self) -> str:
+        return "scripted"
+
+    @property
+    def name(self) -> str:
+        return "scripted-1"
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return Completion(self._text, self.provider, self.name, "test/1")
+
+
+async def test_model_title_and_source_list_are_replaced_by_the_agents() -> None:
+    """A model's own title and source list are dropped; only known cited ids are listed."""
+    body = (
+        "# My Title\n\nEvents are stored. [docs/design.md#1] [made/up.md#1]\n\n"
+        "## Sources\n\n- [docs/design.md#1] whatever\n"
+    )
+    result = await write_draft(write_task(), _ScriptedModel(body))
+    parsed = parse_draft(result.draft)
+    assert parsed.title == "How agentlog uses the event store and Kafka topics"
+    assert result.cited_source_ids == ["docs/design.md#1"]
+    assert parsed.sources == ("docs/design.md#1",)
+    assert parsed.paragraphs[0].citations == ("docs/design.md#1", "made/up.md#1")
+    assert result.provenance.provider == "scripted"
+
+
+async def test_bracketed_words_in_sources_do_not_become_citations() -> None:
+    """A "[word]" quoted from a passage loses its brackets, so it is not read as a citation."""
+    passage = PASSAGES[0].model_copy(
+        update={"text": "Set the [retention] option to keep events in the event store forever."}
+    )
+    result = await write_draft(write_task(passages=[passage]), MODEL)
+    parsed = parse_draft(result.draft)
+    assert [p.citations for p in parsed.paragraphs] == [("docs/design.md#1",)]
+    assert "the retention option" in parsed.paragraphs[0].text
