@@ -14,6 +14,18 @@ supervisor's decisions are a pure function of that history, replay simply reprod
 An auditor can replay any run from its event log and compare the decisions it yields with the
 ones that were recorded. Replay never calls a model again: results were recorded as events.
 
+## Workflow state
+
+A workflow's state holds its goal, the passages found, every draft and critique, the current
+manifest and the tasks still open. The supervisor rebuilds this state from the stream before
+each decision, so no state lives only in memory and a restarted supervisor loses nothing.
+
+## Why replay matters
+
+Replay turns every run into evidence. When a report looks wrong, replay shows which passages
+the writer saw, which critique forced a revision and when the workflow state changed. Because
+events are immutable, replay of the same stream always rebuilds the same workflow state.
+
 ## Rollback
 
 Rollback appends a marker event that points at an earlier version; nothing is deleted, so the
