@@ -15,6 +15,8 @@ from uuid import uuid4
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.messages import CompletionEvent, GoalSubmitted
@@ -27,7 +29,8 @@ from shared.stack import EmbeddedStack
 
 __all__ = ["SAMPLE_CONSTRAINTS", "SAMPLE_GOAL", "demo"]
 
-console = Console()
+# Wide enough for the timeline even when stdout is not a terminal (rich assumes 80 columns).
+console = Console(width=None if Console().is_terminal else 140)
 
 SAMPLE_GOAL = "Explain how agentlog replays, audits and rolls back a workflow from its event log"
 # "avoid: simply" makes the first draft fail the critic when a cited passage uses the word,
@@ -95,12 +98,17 @@ def _show(completion: CompletionEvent, rows: list[TimelineRow]) -> None:
     console.print_json(completion.model_dump_json())
     if completion.report:
         console.rule("report")
-        console.print(completion.report)
+        console.print(Markdown(completion.report))
     table = Table(title=f"timeline of {completion.workflow_id}")
     for column in ("pos", "ver", "type", "agent", "summary", "time"):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row.position), str(row.version), row.type, row.agent, row.summary, row.time[11:23]
+            str(row.position),
+            str(row.version),
+            row.type,
+            row.agent,
+            escape(row.summary),
+            row.time[11:23],
         )
     console.print(table)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from schemas.messages import CancelWorkflow, GoalSubmitted
@@ -125,7 +126,7 @@ def status(
         _print_json(info)
         return
     for key, value in info.items():
-        console.print(f"[bold]{key}[/]: {value}")
+        console.print(f"[bold]{key}[/]: {escape(str(value))}")
 
 
 def history(
@@ -150,7 +151,7 @@ def history(
     for column in ("pos", "ver", "type", "agent", "summary", "time"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(escape(str(v)) for v in row.values()))
     console.print(table)
 
 
