@@ -25,7 +25,7 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services schemas
+	$(BIN)/mypy shared services schemas tests examples/upstream_producer.py examples/downstream_consumer.py
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.export

@@ -38,12 +38,15 @@ def _docker_unavailable() -> str | None:
     return None
 
 
+# One visible skip for the whole module (not one line per inherited contract test).
+_NO_DOCKER = _docker_unavailable()
+if _NO_DOCKER is not None:
+    pytest.skip(_NO_DOCKER, allow_module_level=True)
+
+
 @pytest.fixture(scope="module")
 def docker_engine() -> None:
-    """Skip the module's tests, visibly, when there is no Docker engine."""
-    reason = _docker_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
+    """The Docker engine answered at collection time."""
 
 
 @pytest.fixture(scope="module")
