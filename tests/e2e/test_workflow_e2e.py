@@ -169,3 +169,127 @@ async def test_goals_in_completions_out_with_reflection_and_compaction(
     broad_types = [str(r["type"]) for r in _history(broad_wf, service_env)]
     assert "MemoryCompacted" in broad_types
     assert broad_types.index("MemoryCompacted") < broad_types.index("DraftWritten")
+
+
+def _trace_id(traceparent: str) -> str:
+    return traceparent.split("-")[1]
+
+
+async def test_one_trace_follows_a_workflow_across_services(
+    services: ServiceProcesses, producer: AIOKafkaProducer, stack_info: StackInfo
+) -> None:
+    """Every recorded event of a workflow carries the same W3C trace id, hop after hop."""
+    from shared.eventstore.postgres import PostgresEventStore
+
+    workflow_id = await _publish_goal(producer, "Explain how replay rebuilds workflow state", [])
+    await _await_completions(stack_info.kafka_bootstrap, {workflow_id}, 60)
+    async with PostgresEventStore(stack_info.database_url, pool_max=1) as store:
+        records = await store.read(workflow_id)
+    parents = [r.metadata["trace_context"]["traceparent"] for r in records]
+    assert len(records) >= 6
+    assert len({_trace_id(p) for p in parents}) == 1
+    # The results came back through different services, so the spans differ.
+    assert len({p.split("-")[2] for p in parents}) > 1
+
+
+async def test_bad_records_are_dead_lettered_and_the_supervisor_keeps_working(
+    services: ServiceProcesses, producer: AIOKafkaProducer, stack_info: StackInfo
+) -> None:
+    """Malformed and unknown goals land on agentlog.goals.dlq; a valid goal after them completes."""
+    marker = uuid.uuid4().hex
+    await producer.send_and_wait(
+        GOALS,
+        b"\xff{not json",
+        key=b"bad",
+        headers=[
+            ("ce_id", marker.encode()),
+            ("ce_type", b"agentlog.goal.submitted.v1"),
+            ("ce_source", b"t"),
+            ("ce_specversion", b"1.0"),
+        ],
+    )
+    await producer.send_and_wait(
+        GOALS,
+        b"{}",
+        key=b"bad",
+        headers=[
+            ("ce_id", f"{marker}-2".encode()),
+            ("ce_type", b"agentlog.goal.exploded.v9"),
+            ("ce_source", b"t"),
+            ("ce_specversion", b"1.0"),
+        ],
+    )
+    workflow_id = await _publish_goal(producer, "Explain how replay rebuilds workflow state", [])
+    completions = await _await_completions(stack_info.kafka_bootstrap, {workflow_id}, 60)
+    assert completions[workflow_id]["outcome"] == "completed"
+
+    consumer = AIOKafkaConsumer(
+        f"{GOALS}.dlq",
+        bootstrap_servers=stack_info.kafka_bootstrap,
+        group_id=f"e2e-dlq-{marker[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    reasons: dict[str, bytes] = {}
+    try:
+        async with asyncio.timeout(30):
+            while len(reasons) < 2:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        headers = dict(record.headers)
+                        if headers["ce_id"].decode().startswith(marker):
+                            assert headers["dlq_service"] == b"supervisor"
+                            assert headers["dlq_origin_topic"] == GOALS.encode()
+                            reasons[headers["ce_id"].decode()] = headers["dlq_reason"]
+    finally:
+        await consumer.stop()
+    assert reasons == {marker: b"malformed", f"{marker}-2": b"unknown-type"}
+    assert services.dead() == {}
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", *args],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_cli_submit_wait_status_and_list(
+    services: ServiceProcesses, service_env: dict[str, str]
+) -> None:
+    """`agentlog submit --wait --json` prints the completion; status and list agree."""
+    workflow_id = f"wf-cli-{uuid.uuid4().hex[:8]}"
+    submitted = _cli(
+        service_env,
+        "submit",
+        "Explain how replay rebuilds workflow state",
+        "--workflow-id",
+        workflow_id,
+        "--constraint",
+        "max words: 400",
+        "--wait",
+        "--json",
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    completion = json.loads(submitted.stdout)
+    assert completion["workflow_id"] == workflow_id
+    assert completion["outcome"] == "completed"
+    assert completion["report"].startswith("# ")
+
+    status = json.loads(_cli(service_env, "status", workflow_id, "--json").stdout)
+    assert status["status"] == "completed"
+    assert status["version"] == completion["last_version"]
+    assert status["open_tasks"] == []
+
+    listed = json.loads(_cli(service_env, "list", "--json", "--limit", "100").stdout)
+    assert {"workflow_id": workflow_id, "state": "completed"}.items() <= next(
+        row for row in listed if row["workflow_id"] == workflow_id
+    ).items()
+
+    missing = _cli(service_env, "status", "wf-does-not-exist", "--json")
+    assert missing.returncode == 1
