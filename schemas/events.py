@@ -2,7 +2,7 @@
 
 Read top to bottom, this list is what the system does. The stored ``type`` is the class name
 and ``schema_version`` is ``VERSION``; an event whose stored version is older is upcast by
-``upcast_vN_vN+1`` static methods, the convention the eventsourcing library's mapper uses.
+``upcast_vN_vN+1`` static methods (the eventsourcing library's convention, see docs/design.md).
 """
 
 from __future__ import annotations
