@@ -7,12 +7,13 @@ import time
 from uuid import uuid4
 
 from schemas.messages import CancelWorkflow, CompletionEvent, GoalSubmitted
-from schemas.topics import CONTROL, GOALS
+from schemas.topics import COMPLETIONS, CONTROL, GOALS
 from shared.domain import WorkflowState, completion_for, replay
 from shared.eventstore import EventStore
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.codec import decode_history
 from shared.settings import Settings
+from shared.transport import Delivery, Subscription
 from shared.transport.kafka import KafkaBus
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "publish_cancel",
     "publish_goal",
     "read_state",
+    "receive_completion",
     "wait_for_completion",
 ]
 
@@ -83,3 +85,37 @@ async def wait_for_completion(
         if time.monotonic() > deadline:
             raise WaitTimeoutError(f"workflow {workflow_id} did not finish in {timeout_s:.0f}s")
         await asyncio.sleep(poll_s)
+
+
+async def receive_completion(
+    settings: Settings, workflow_id: str, timeout_s: float
+) -> CompletionEvent:
+    """Consume ``agentlog.completions`` as a downstream system would, until this workflow's
+    completion arrives. Reads from the beginning with a throwaway group: a known position,
+    never "latest" (wrong on the embedded broker)."""
+    arrived: asyncio.Future[CompletionEvent] = asyncio.get_running_loop().create_future()
+
+    async def handle(delivery: Delivery) -> None:
+        message = delivery.message
+        if (
+            isinstance(message, CompletionEvent)
+            and message.workflow_id == workflow_id
+            and not arrived.done()
+        ):
+            arrived.set_result(message)
+
+    async with KafkaBus(
+        settings.require_kafka_bootstrap(),
+        service="cli",
+        tuning=settings.kafka,
+        topics=[COMPLETIONS],
+        partitions=settings.topic_partitions,
+    ) as bus:
+        group = f"agentlog.cli.{uuid4().hex[:12]}"
+        await bus.subscribe(Subscription([COMPLETIONS], group, handle, "cli"))
+        try:
+            return await asyncio.wait_for(arrived, timeout_s)
+        except TimeoutError:
+            raise WaitTimeoutError(
+                f"no completion for {workflow_id} on {COMPLETIONS} within {timeout_s:.0f}s"
+            ) from None

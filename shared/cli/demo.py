@@ -20,7 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.messages import CompletionEvent, GoalSubmitted
-from shared.cli.client import WaitTimeoutError, publish_goal, wait_for_completion
+from shared.cli.client import (
+    WaitTimeoutError,
+    publish_goal,
+    receive_completion,
+    wait_for_completion,
+)
 from shared.cli.timeline import TimelineRow, timeline
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import ServiceProcesses
@@ -86,10 +91,17 @@ def demo(
 async def _submit_and_wait(
     settings: Settings, goal: GoalSubmitted, timeout_s: float
 ) -> tuple[CompletionEvent, list[TimelineRow]]:
+    # Listen like a downstream system first, then publish like an upstream one.
+    received = asyncio.create_task(receive_completion(settings, goal.workflow_id, timeout_s))
     await publish_goal(settings, goal)
     console.print(f"[bold]goal[/]: {goal.goal!r} → workflow {goal.workflow_id}")
     async with PostgresEventStore(settings.require_database_url(), pool_max=2) as store:
-        completion = await wait_for_completion(store, goal.workflow_id, timeout_s)
+        try:
+            await wait_for_completion(store, goal.workflow_id, timeout_s)
+        except WaitTimeoutError:
+            received.cancel()
+            raise
+        completion = await received
         return completion, timeline(await store.read(goal.workflow_id))
 
 
