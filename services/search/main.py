@@ -10,9 +10,8 @@ import asyncpg
 
 from schemas.messages import SearchTask, TaskCommand, TaskResult
 from services.search.index import PostgresCorpusIndex, answer_search
-from shared.runtime.lifecycle import configure_logging, run_until_signalled
 from shared.runtime.worker import Perform
-from shared.runtime.worker_main import serve_worker
+from shared.runtime.worker_main import worker_entrypoint
 from shared.settings import Settings
 
 __all__ = ["main", "make_perform"]
@@ -40,12 +39,4 @@ async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack)
     return perform
 
 
-async def serve(stop: asyncio.Event) -> None:
-    """Run the search agent until ``stop`` is set."""
-    await serve_worker(stop, "search", SearchTask, make_perform)
-
-
-def main() -> None:
-    """``python -m services.search``."""
-    configure_logging("search")
-    run_until_signalled(serve)
+main = worker_entrypoint("search", SearchTask, make_perform)

@@ -36,29 +36,27 @@ def open_store(settings: Settings) -> EventStore:
     return PostgresEventStore(settings.require_database_url(), pool_max=2)
 
 
-async def publish_goal(settings: Settings, goal: GoalSubmitted) -> str:
-    """Publish a goal exactly as an upstream system would; returns its ce_id."""
-    ce_id = str(uuid4())
-    async with KafkaBus(
+def _cli_bus(settings: Settings, topic: str) -> KafkaBus:
+    return KafkaBus(
         settings.require_kafka_bootstrap(),
         service="cli",
         tuning=settings.kafka,
-        topics=[GOALS],
+        topics=[topic],
         partitions=settings.topic_partitions,
-    ) as bus:
+    )
+
+
+async def publish_goal(settings: Settings, goal: GoalSubmitted) -> str:
+    """Publish a goal exactly as an upstream system would; returns its ce_id."""
+    ce_id = str(uuid4())
+    async with _cli_bus(settings, GOALS) as bus:
         await bus.publish(GOALS, goal, key=goal.workflow_id, ce_id=ce_id, subject=goal.workflow_id)
     return ce_id
 
 
 async def publish_cancel(settings: Settings, cancel: CancelWorkflow) -> None:
     """Pull the kill-switch on a workflow."""
-    async with KafkaBus(
-        settings.require_kafka_bootstrap(),
-        service="cli",
-        tuning=settings.kafka,
-        topics=[CONTROL],
-        partitions=settings.topic_partitions,
-    ) as bus:
+    async with _cli_bus(settings, CONTROL) as bus:
         await bus.publish(CONTROL, cancel, key=cancel.workflow_id, subject=cancel.workflow_id)
 
 
@@ -104,13 +102,7 @@ async def receive_completion(
         ):
             arrived.set_result(message)
 
-    async with KafkaBus(
-        settings.require_kafka_bootstrap(),
-        service="cli",
-        tuning=settings.kafka,
-        topics=[COMPLETIONS],
-        partitions=settings.topic_partitions,
-    ) as bus:
+    async with _cli_bus(settings, COMPLETIONS) as bus:
         group = f"agentlog.cli.{uuid4().hex[:12]}"
         await bus.subscribe(Subscription([COMPLETIONS], group, handle, "cli"))
         try:

@@ -6,13 +6,14 @@ Both pass the same contract suite (tests/contracts/eventstore.py).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import uuid4
+
+from shared.resource import AsyncResource
 
 __all__ = [
     "AlreadyProcessedError",
@@ -102,7 +103,7 @@ class StreamSummary:
     updated_at: datetime
 
 
-class EventStore(ABC):
+class EventStore(AsyncResource):
     """Append-only streams, a global commit-ordered feed, tracking records and checkpoints."""
 
     @abstractmethod
@@ -112,18 +113,6 @@ class EventStore(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Release connections."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @abstractmethod
     async def append(

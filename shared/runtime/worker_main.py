@@ -6,18 +6,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from schemas.messages import AgentName, TaskCommand
+from schemas.messages import AgentName, TaskCommand, TaskResult
 from schemas.topics import RESULTS, task_topic
+from shared.llm.factory import build_model
+from shared.llm.port import LanguageModel
 from shared.runtime.clock import SystemClock
+from shared.runtime.lifecycle import configure_logging, run_until_signalled
 from shared.runtime.worker import Perform, TaskWorker
 from shared.settings import Settings, load_settings
 from shared.telemetry import configure_tracing, shutdown_tracing
 from shared.transport.kafka import KafkaBus
 
-__all__ = ["PerformFactory", "serve_worker"]
+__all__ = ["PerformFactory", "model_agent", "serve_worker", "worker_entrypoint"]
 
 _log = logging.getLogger(__name__)
+
+_Task = TypeVar("_Task", bound=TaskCommand)
 
 #: Builds the agent's ``perform`` from settings; resources it opens go on the exit stack.
 PerformFactory = Callable[[Settings, contextlib.AsyncExitStack], Awaitable[Perform]]
@@ -51,3 +57,34 @@ async def serve_worker(
             _log.info("%s stopping after %d tasks", agent, worker.completed)
     finally:
         shutdown_tracing()
+
+
+def model_agent(
+    task_type: type[_Task], act: Callable[[_Task, LanguageModel], Awaitable[TaskResult]]
+) -> PerformFactory:
+    """A PerformFactory for an agent that works through the configured model port."""
+
+    async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
+        model = build_model(settings)
+        resources.push_async_callback(model.aclose)
+
+        async def perform(task: TaskCommand) -> TaskResult:
+            if not isinstance(task, task_type):
+                raise TypeError(f"expected {task_type.TYPE}, got {task.TYPE}")
+            return await act(task, model)
+
+        return perform
+
+    return make_perform
+
+
+def worker_entrypoint(
+    agent: AgentName, task_type: type[TaskCommand], make_perform: PerformFactory
+) -> Callable[[], None]:
+    """The ``main()`` of a worker service: logging, signals, then ``serve_worker``."""
+
+    def main() -> None:
+        configure_logging(agent)
+        run_until_signalled(lambda stop: serve_worker(stop, agent, task_type, make_perform))
+
+    return main

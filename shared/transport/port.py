@@ -12,14 +12,13 @@ Delivery rules every adapter keeps:
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 from schemas.base import Message
+from shared.resource import AsyncResource
 
 __all__ = ["Bus", "Delivery", "Handler", "Subscription"]
 
@@ -54,7 +53,7 @@ class Subscription:
     service: str
 
 
-class Bus(ABC):
+class Bus(AsyncResource):
     """Publish and consume agentlog messages over topics."""
 
     @abstractmethod
@@ -64,18 +63,6 @@ class Bus(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Stop consumers (after in-flight handlers finish) and flush the producer."""
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @abstractmethod
     async def publish(
