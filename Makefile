@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-unit lint schemas demo bench soak stack-up stack-down clean
+.PHONY: install test test-unit lint schemas demo bench soak chaos stack-up stack-down clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -m soak
+
+chaos: $(STAMP)
+	$(BIN)/pytest -q -m chaos tests/chaos
 
 stack-up: $(STAMP)
 	$(BIN)/agentlog stack up

@@ -16,10 +16,16 @@ from shared.domain import (
     decide,
     replay,
 )
-from shared.eventstore import AlreadyProcessedError, ConcurrencyConflictError, EventStore, Tracking
+from shared.eventstore import (
+    AlreadyProcessedError,
+    ConcurrencyConflictError,
+    EventStore,
+    StoreUnavailableError,
+    Tracking,
+)
 from shared.runtime.clock import Clock
 from shared.runtime.codec import decode_history, encode_events
-from shared.transport import Delivery
+from shared.transport import Delivery, TransientError
 
 __all__ = ["CONSUMER", "Supervisor"]
 
@@ -63,7 +69,10 @@ class Supervisor:
             case _:
                 _log.warning("supervisor ignores %s from %s", delivery.ce_type, delivery.topic)
                 return
-        await self.execute(workflow_id, trigger, Tracking(CONSUMER, key), delivery.ce_id)
+        try:
+            await self.execute(workflow_id, trigger, Tracking(CONSUMER, key), delivery.ce_id)
+        except StoreUnavailableError as exc:
+            raise TransientError(str(exc)) from exc
 
     async def tick(self) -> None:
         """Let time pass for every active workflow (deadlines)."""

@@ -47,32 +47,44 @@ class OutboxRelay:
         *,
         poll_interval_s: float = 0.5,
         batch_size: int = 200,
+        retry_pause_s: float = 1.0,
     ) -> None:
         self._store = store
         self._bus = bus
         self._wakeup = wakeup
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
+        self._retry_pause_s = retry_pause_s
         self.position = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set."""
+        """Relay until ``stop`` is set; a failed batch is retried, never fatal."""
         self.position = await self._store.load_checkpoint(self.CHECKPOINT)
         while not stop.is_set():
-            if await self.relay_batch():
+            try:
+                relayed = await self.relay_batch()
+            except Exception:
+                # A dropped database connection or a broker hiccup must not end the supervisor
+                # (the relay runs in its task group). Retry from the last record published:
+                # records published again keep their ce_id, which consumers dedupe.
+                _log.exception("relay failed after position %d; retrying", self.position)
+                await self._wait(stop, self._retry_pause_s)
+                continue
+            if relayed:
                 continue
             self._wakeup.clear()
-            waiters = [
-                asyncio.ensure_future(self._wakeup.wait()),
-                asyncio.ensure_future(stop.wait()),
-            ]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED),
-                    self._poll_interval_s,
-                )
-            for waiter in waiters:
-                waiter.cancel()
+            await self._wait(stop, self._poll_interval_s, self._wakeup)
+
+    @staticmethod
+    async def _wait(stop: asyncio.Event, timeout_s: float, *more: asyncio.Event) -> None:
+        """Sleep up to ``timeout_s``, waking early when ``stop`` or any of ``more`` is set."""
+        waiters = [asyncio.ensure_future(e.wait()) for e in (stop, *more)]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED), timeout_s
+            )
+        for waiter in waiters:
+            waiter.cancel()
 
     async def relay_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many events it relayed."""

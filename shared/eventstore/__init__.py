@@ -16,6 +16,7 @@ from shared.eventstore.port import (
     EventStoreError,
     NewEvent,
     RecordedEvent,
+    StoreUnavailableError,
     StreamSummary,
     Tracking,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "NewEvent",
     "PostgresEventStore",
     "RecordedEvent",
+    "StoreUnavailableError",
     "StreamSummary",
     "Tracking",
 ]

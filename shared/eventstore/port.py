@@ -22,6 +22,7 @@ __all__ = [
     "EventStoreError",
     "NewEvent",
     "RecordedEvent",
+    "StoreUnavailableError",
     "StreamSummary",
     "Tracking",
 ]
@@ -29,6 +30,14 @@ __all__ = [
 
 class EventStoreError(Exception):
     """Base class of the store's own errors."""
+
+
+class StoreUnavailableError(EventStoreError):
+    """The store could not be reached (connection lost, server restarting); retry later.
+
+    Nothing about the request was wrong: a consumer should retry the same message, not
+    dead-letter it.
+    """
 
 
 class ConcurrencyConflictError(EventStoreError):

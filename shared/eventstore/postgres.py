@@ -7,10 +7,11 @@ one call of that function: one round trip, one transaction, all events or none.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -22,6 +23,7 @@ from shared.eventstore.port import (
     EventStoreError,
     NewEvent,
     RecordedEvent,
+    StoreUnavailableError,
     StreamSummary,
     Tracking,
 )
@@ -35,6 +37,37 @@ _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _COLUMNS = (
     "position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at"
 )
+
+
+# Errors that say "the database is not reachable right now", not "the request was wrong".
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, incl. connection does not exist
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, cannot connect now
+    asyncpg.InterfaceError,  # connection closed / pool closing under us
+    asyncpg.InternalClientError,  # protocol state after a dropped connection
+)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _unavailable_on_connection_loss(
+    method: Callable[_P, Coroutine[Any, Any, _R]],
+) -> Callable[_P, Coroutine[Any, Any, _R]]:
+    """Report a lost connection as the port's StoreUnavailableError (retry, don't give up)."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(*args, **kwargs)
+        except _CONNECTION_ERRORS as exc:
+            raise StoreUnavailableError(
+                f"event store unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    return wrapper
 
 
 def _schema_sql(quoted_schema: str) -> str:
@@ -144,6 +177,7 @@ class PostgresEventStore(EventStore):
             raise RuntimeError("PostgresEventStore is not started")
         return self._pool
 
+    @_unavailable_on_connection_loss
     async def append(
         self,
         stream_id: str,
@@ -220,6 +254,7 @@ class PostgresEventStore(EventStore):
             return EventStoreError(f"an event id in this batch is already recorded: {exc.detail}")
         return None
 
+    @_unavailable_on_connection_loss
     async def read(
         self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
     ) -> list[RecordedEvent]:
@@ -228,6 +263,7 @@ class PostgresEventStore(EventStore):
         rows = await self._ready.fetch(self._read_sql, stream_id, after_version, up_to_version)
         return [_recorded(r) for r in rows]
 
+    @_unavailable_on_connection_loss
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """Every stream's events in commit order (= position order, see schema.sql)."""
         if limit < 1:
@@ -235,12 +271,14 @@ class PostgresEventStore(EventStore):
         rows = await self._ready.fetch(self._read_all_sql, after_position, limit)
         return [_recorded(r) for r in rows]
 
+    @_unavailable_on_connection_loss
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version (0 when it does not exist)."""
         check_text("stream_id", stream_id)
         version: Any = await self._ready.fetchval(self._version_sql, stream_id)
         return int(version or 0)
 
+    @_unavailable_on_connection_loss
     async def list_streams(self, limit: int = 50) -> list[StreamSummary]:
         """Streams, most recently appended to first."""
         if limit < 1:
@@ -248,6 +286,7 @@ class PostgresEventStore(EventStore):
         rows = await self._ready.fetch(self._list_sql, limit)
         return [StreamSummary(**dict(r)) for r in rows]
 
+    @_unavailable_on_connection_loss
     async def is_processed(self, tracking: Tracking) -> bool:
         """Whether the tracking key was recorded."""
         check_text("tracking.consumer", tracking.consumer)
@@ -257,12 +296,14 @@ class PostgresEventStore(EventStore):
         )
         return bool(found)
 
+    @_unavailable_on_connection_loss
     async def load_checkpoint(self, name: str) -> int:
         """A follower's last processed global position (0 when none)."""
         check_text("checkpoint name", name)
         position: Any = await self._ready.fetchval(self._load_sql, name)
         return int(position or 0)
 
+    @_unavailable_on_connection_loss
     async def save_checkpoint(self, name: str, position: int) -> None:
         """Record a follower's progress; a lower position than the stored one is ignored."""
         check_text("checkpoint name", name)

@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, uuid5
 from schemas.messages import AgentName, Provenance, TaskCommand, TaskFailure, TaskResult
 from schemas.topics import RESULTS, task_topic
 from shared.runtime.clock import Clock
-from shared.transport import Bus, Delivery, Subscription
+from shared.transport import Bus, Delivery, Subscription, TransientError
 
 __all__ = ["Perform", "TaskWorker", "result_id"]
 
@@ -80,13 +80,18 @@ class TaskWorker:
                 error=f"{type(exc).__name__}: {exc}"[:500],
                 retryable=True,
             )
-        await self._bus.publish(
-            RESULTS,
-            result,
-            key=task.workflow_id,
-            ce_id=result_id(task.workflow_id, task.task_id, task.attempt),
-            subject=task.workflow_id,
-        )
+        try:
+            await self._bus.publish(
+                RESULTS,
+                result,
+                key=task.workflow_id,
+                ce_id=result_id(task.workflow_id, task.task_id, task.attempt),
+                subject=task.workflow_id,
+            )
+        except Exception as exc:
+            # The answer exists but could not be sent: redo the task rather than lose it
+            # (deterministic agents give the same result; the supervisor dedupes by attempt).
+            raise TransientError(f"could not publish result: {exc!r}") from exc
         self.completed += 1
 
 

@@ -4,7 +4,7 @@ from shared.transport.dlq import DeadLetterReason, RetryPolicy
 from shared.transport.envelope import RawRecord
 from shared.transport.kafka import KafkaBus
 from shared.transport.memory import InMemoryBroker, InMemoryBus
-from shared.transport.port import Bus, Delivery, Handler, Subscription
+from shared.transport.port import Bus, Delivery, Handler, Subscription, TransientError
 
 __all__ = [
     "Bus",
@@ -17,4 +17,5 @@ __all__ = [
     "RawRecord",
     "RetryPolicy",
     "Subscription",
+    "TransientError",
 ]

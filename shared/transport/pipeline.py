@@ -17,7 +17,7 @@ from schemas.base import Message
 from shared.transport.dlq import DeadLetter, DeadLetterReason, RetryPolicy, dead_letter_for
 from shared.transport.envelope import Envelope, EnvelopeError, RawRecord, decode_envelope
 from shared.transport.envelope import encode_envelope as _encode
-from shared.transport.port import Subscription
+from shared.transport.port import Subscription, TransientError
 from shared.transport.tracing import inject_context, process_span, publish_span
 
 __all__ = ["DeadLetterSink", "Publisher", "process_record", "stopped_within", "traced_publish"]
@@ -76,10 +76,29 @@ async def process_record(
         span.set_attribute("messaging.message.id", delivery.ce_id)
         span.set_attribute("cloudevents.event_type", delivery.ce_type)
         error: Exception | None = None
-        for attempt in range(1, retry.tries + 1):
+        attempt = waits = 0
+        while attempt < retry.tries:
             try:
                 await subscription.handler(delivery)
+            except TransientError as exc:
+                # A dependency is down, the record is fine: wait and retry it, never
+                # dead-letter it (a goal or a cancel must not be lost to a database blip).
+                waits += 1
+                span.record_exception(exc)
+                log.warning(
+                    "handler paused on %s[%d]@%d (retry %d): %r",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    waits,
+                    exc,
+                    extra=_fields(record, subscription, attempt=attempt),
+                )
+                if await stopped_within(stopping, retry.delay_after(waits)):
+                    return False
+                continue
             except Exception as exc:
+                attempt += 1
                 error = exc
                 span.record_exception(exc)
                 log.warning(

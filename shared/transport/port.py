@@ -20,7 +20,15 @@ from datetime import datetime
 from schemas.base import Message
 from shared.resource import AsyncResource
 
-__all__ = ["Bus", "Delivery", "Handler", "Subscription"]
+__all__ = ["Bus", "Delivery", "Handler", "Subscription", "TransientError"]
+
+
+class TransientError(Exception):
+    """Raised by a handler whose dependency (database, broker) is unavailable right now.
+
+    The bus retries the same record with backoff until the handler succeeds or the bus stops;
+    such a record is never dead-lettered and never counts against the retry limit.
+    """
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from schemas.messages import GoalSubmitted
-from shared.transport import Bus, Delivery, Handler, RawRecord, RetryPolicy, Subscription
+from shared.transport import (
+    Bus,
+    Delivery,
+    Handler,
+    RawRecord,
+    RetryPolicy,
+    Subscription,
+    TransientError,
+)
 
 __all__ = ["Collector", "TransportContract", "TransportHarness", "goal", "span_exporter"]
 
@@ -312,6 +320,34 @@ class TransportContract:
         assert headers["dlq_reason"] == b"handler-error"
         assert b"RuntimeError: boom" in headers["dlq_error"]
         assert headers["ce_id"] == b"poison"
+
+    async def test_transient_failure_is_retried_past_the_limit_and_never_dead_lettered(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """A handler raising TransientError (a dependency is down) gets the same record again,
+        beyond the retry limit, until it succeeds; it never reaches the DLQ."""
+        outages = FAST_RETRY.tries + 2
+        attempts: list[str] = []
+        seen = Collector()
+
+        async def handler(delivery: Delivery) -> None:
+            attempts.append(delivery.ce_id)
+            if delivery.ce_id == "poison":
+                raise RuntimeError("boom")
+            if len(attempts) <= outages:
+                raise TransientError("database unavailable")
+            await seen(delivery)
+
+        async with harness.make_bus("consumer", [topic]) as bus:
+            await bus.publish(topic, goal("precious"), key="wf-t", ce_id="precious")
+            # Same key, so it queues behind: the first dead letter must be this one.
+            await bus.publish(topic, goal("poison"), key="wf-t", ce_id="poison")
+            await self._consume(bus, topic, group, handler)
+            [delivery] = await seen.wait_count(1)
+            [letter] = await harness.read_raw(f"{topic}.dlq", 1)
+        assert delivery.ce_id == "precious"
+        assert attempts[: outages + 1] == ["precious"] * (outages + 1)
+        assert dict(letter.headers)["ce_id"] == b"poison"
 
     # --- tracing -------------------------------------------------------------------
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas.events import WorkflowPolicy
 from schemas.messages import GoalSubmitted, Passage, Provenance, SearchResult
 from schemas.topics import COMPLETIONS, GOALS, RESULTS, WORKFLOW_EVENTS, task_topic
 from services.supervisor.handler import Supervisor
 from services.supervisor.relay import OutboxRelay
-from shared.eventstore import InMemoryEventStore
-from shared.transport import Delivery
+from shared.eventstore import InMemoryEventStore, RecordedEvent, StoreUnavailableError
+from shared.transport import Delivery, TransientError
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -126,3 +128,32 @@ async def test_relay_resumes_from_its_checkpoint() -> None:
         assert await relay.relay_batch() == 2
         subjects = [dict(r.headers)["ce_subject"] for r in bus.records(WORKFLOW_EVENTS)]
     assert subjects == [b"wf-d", b"wf-d", b"wf-e", b"wf-e"]
+
+
+class FlakyStore(InMemoryEventStore):
+    """Loses its database connection on the first read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outages = 1
+
+    async def read(
+        self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        if self.outages:
+            self.outages -= 1
+            raise StoreUnavailableError("connection lost")
+        return await super().read(
+            stream_id, after_version=after_version, up_to_version=up_to_version
+        )
+
+
+async def test_store_outage_is_reported_as_transient_so_the_message_is_retried() -> None:
+    """A lost database connection surfaces as TransientError (retry), never as a dead letter."""
+    store = FlakyStore()
+    supervisor = _supervisor(store)
+    goal = GoalSubmitted(workflow_id="wf-f", goal="explain replay")
+    with pytest.raises(TransientError):
+        await supervisor.handle(_delivery(goal, "goal-f"))
+    await supervisor.handle(_delivery(goal, "goal-f"))
+    assert [r.type for r in await store.read("wf-f")] == ["WorkflowStarted", "TaskScheduled"]

@@ -1,0 +1,1 @@
+"""Chaos tests: the five services as processes, with faults injected (``-m chaos``)."""
