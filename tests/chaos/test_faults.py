@@ -106,3 +106,35 @@ async def test_dropped_database_connections_do_not_stop_any_workflow(
     for workflow_id in workflow_ids:
         assert_clean_history(await wait_terminal(store, workflow_id, fleet))
     assert fleet.processes.dead() == {}, "no service died of a dropped connection"
+
+
+async def test_goals_published_during_database_outage_are_not_lost(
+    fleet: Fleet, store: PostgresEventStore, producer: AIOKafkaProducer, stack_info: StackInfo
+) -> None:
+    """Goals arriving while Postgres keeps dropping connections are retried, not dead-lettered."""
+    conn = await asyncpg.connect(stack_info.database_url)
+    dropped = 0
+
+    async def drop_connections() -> None:
+        nonlocal dropped
+        for _ in range(DROP_ROUNDS):
+            dropped += await conn.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                " FROM pg_stat_activity WHERE application_name = $1",
+                SERVICE_DB_APP,
+            )
+            await asyncio.sleep(DROP_EVERY_S)
+
+    try:
+        fault = asyncio.create_task(drop_connections())
+        workflow_ids = []
+        for goal, constraints in GOALS:
+            workflow_ids.append(await publish_goal(producer, goal, constraints))
+            await asyncio.sleep(DROP_EVERY_S * 3)  # spread the goals across the outage
+        await fault
+    finally:
+        await conn.close()
+    assert dropped > 0, "the fault hit the services' connections"
+    for workflow_id in workflow_ids:
+        assert_clean_history(await wait_terminal(store, workflow_id, fleet))
+    assert fleet.processes.dead() == {}, "no service died of a dropped connection"
