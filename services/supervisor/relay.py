@@ -61,6 +61,10 @@ class OutboxRelay:
         """Relay until ``stop`` is set; a failed batch is retried, never fatal."""
         self.position = await self._store.load_checkpoint(self.CHECKPOINT)
         while not stop.is_set():
+            # Clear before reading, not after: a commit that lands while the batch is read
+            # sets the event again, so the wait below cannot miss it (a lost wake-up would
+            # cost a full poll interval).
+            self._wakeup.clear()
             try:
                 relayed = await self.relay_batch()
             except Exception:
@@ -72,7 +76,6 @@ class OutboxRelay:
                 continue
             if relayed:
                 continue
-            self._wakeup.clear()
             await self._wait(stop, self._poll_interval_s, self._wakeup)
 
     @staticmethod
