@@ -23,6 +23,9 @@ __all__ = ["main", "policy_from", "serve"]
 _log = logging.getLogger(__name__)
 
 _TERMINAL_TYPES = ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled")
+# How many recently updated streams a restarted supervisor scans for unfinished workflows to
+# keep watching their deadlines (the scan reads only the streams table; 100k rows is quick).
+_ACTIVE_SCAN_LIMIT = 100_000
 
 
 def policy_from(settings: Settings) -> WorkflowPolicy:
@@ -61,7 +64,7 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
     try:
         async with store, bus:
             supervisor = Supervisor(store, SystemClock(), policy_from(settings))
-            for stream in await store.list_streams(limit=1000):
+            for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
                 if stream.last_type not in _TERMINAL_TYPES:
                     supervisor.active.add(stream.stream_id)
             relay = OutboxRelay(store, bus, supervisor.committed)

@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -62,7 +63,14 @@ def submit(
         fields["workflow_id"] = workflow_id
     if max_revisions is not None:
         fields["max_revisions"] = max_revisions
-    message = GoalSubmitted(**fields)
+    try:
+        message = GoalSubmitted(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        err_console.print(f"[red]invalid goal:[/] {escape(problems)}")
+        raise typer.Exit(2) from None
 
     async def _submit() -> dict[str, Any] | None:
         ce_id = await publish_goal(settings, message)
