@@ -24,7 +24,10 @@ class Message(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        strict=False,  # JSON has no datetime/UUID types; field types still validate exactly
+        # Strict: "1" is not an int, 1.5 is not an int, etc. From JSON, ISO-8601 strings still
+        # validate as datetimes (JSON has no datetime type); dicts decoded from our own JSON
+        # are validated with strict=False at the call site for the same reason.
+        strict=True,
         str_strip_whitespace=False,
         ser_json_timedelta="float",
     )

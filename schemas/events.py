@@ -195,7 +195,8 @@ def upcast(event_type: str, schema_version: int, data: dict[str, Any]) -> Domain
     while version < cls.VERSION:
         getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
         version += 1
-    return cls.model_validate(state)
+    # Stored data is JSON: datetimes are ISO strings, so validate in JSON's (lax) mode.
+    return cls.model_validate(state, strict=False)
 
 
 class RecordedEventMessage(Message):

@@ -127,8 +127,10 @@ class OutboxRelay:
             subject=workflow_id,
         )
         if record.type == TaskScheduled.event_type():
-            scheduled = TaskScheduled.model_validate(record.data)
-            command = model_for(scheduled.command_type).model_validate(scheduled.command)
+            scheduled = TaskScheduled.model_validate(record.data, strict=False)
+            command = model_for(scheduled.command_type).model_validate(
+                scheduled.command, strict=False
+            )
             await self._bus.publish(
                 task_topic(scheduled.agent),
                 command,

@@ -239,3 +239,24 @@ def test_every_registered_type_travels_on_a_topic() -> None:
     """No message type is registered without a topic that carries it."""
     carried = {name for topic in TOPICS for name in topic.message_types}
     assert set(MESSAGE_TYPES) == carried
+
+
+def test_wire_validation_is_strict_about_types() -> None:
+    """A number sent as a string is refused on the wire, not silently coerced."""
+    import json
+
+    from pydantic import ValidationError
+
+    from schemas.messages import SearchTask
+
+    payload = {
+        "workflow_id": "wf-1",
+        "task_id": "search-1",
+        "attempt": "1",
+        "deadline": "2026-01-01T00:00:00Z",
+        "query": "replay",
+    }
+    with pytest.raises(ValidationError, match="attempt"):
+        SearchTask.model_validate_json(json.dumps(payload))
+    payload["attempt"] = 1
+    assert SearchTask.model_validate_json(json.dumps(payload)).deadline.tzinfo is not None
