@@ -71,6 +71,8 @@ class Passage(Message):
     title: ShortText = ""
     text: Text
     score: float = 0.0
+    #: The search engine's headline: matched terms in context (``**term**``).
+    snippet: ShortText = ""
 
 
 class Citation(Message):

@@ -31,7 +31,11 @@ __all__ = [
     "corpus_files",
 ]
 
-STRATEGY_VERSION: Final = "websearch-and-or-fallback/1"
+STRATEGY_VERSION: Final = "websearch-and-or-fallback/2"
+# ts_headline options: a short snippet around the matches, matches marked as Markdown bold.
+# Computed only for the rows returned (the subquery limits first): headlines are expensive.
+_HEADLINE: Final = "MaxWords=30, MinWords=12, MaxFragments=2, StartSel=**, StopSel=**"
+_MAX_SNIPPET_CHARS: Final = 500
 _SUFFIXES: Final = (".md", ".txt")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _QUERY_WORD = re.compile(r"[^\W_]+")
@@ -220,22 +224,27 @@ class PostgresCorpusIndex:
         """The best passages for ``query``: all-words match first, any-word match if none."""
         s = self._schema
         sql = f"""
-            SELECT source_id, title, body, ts_rank_cd(tsv, q) AS rank
-            FROM {s}.corpus_passages, {{query}} AS q
-            WHERE tsv @@ q
+            SELECT source_id, title, body, rank,
+                   ts_headline('english', body, q, $3) AS snippet
+            FROM (
+                SELECT source_id, title, body, q, ts_rank_cd(tsv, q) AS rank
+                FROM {s}.corpus_passages, {{query}} AS q
+                WHERE tsv @@ q
+                ORDER BY rank DESC, source_id
+                LIMIT $2
+            ) AS best
             ORDER BY rank DESC, source_id
-            LIMIT $2
         """
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
-                sql.format(query="websearch_to_tsquery('english', $1)"), query, limit
+                sql.format(query="websearch_to_tsquery('english', $1)"), query, limit, _HEADLINE
             )
             words = _QUERY_WORD.findall(query)
             if not rows and len(words) > 1:
                 # Words only, so the OR expression cannot smuggle tsquery operators in.
                 any_word = " | ".join(words)
                 rows = await conn.fetch(
-                    sql.format(query="to_tsquery('english', $1)"), any_word, limit
+                    sql.format(query="to_tsquery('english', $1)"), any_word, limit, _HEADLINE
                 )
         return [_passage(row) for row in rows]
 
@@ -246,6 +255,7 @@ def _passage(row: asyncpg.Record) -> Passage:
         title=row["title"],
         text=row["body"][:_MAX_TEXT_CHARS],
         score=float(row["rank"]),
+        snippet=" ".join(row["snippet"].split())[:_MAX_SNIPPET_CHARS],
     )
 
 

@@ -22,7 +22,7 @@ from schemas.events import (
     WorkflowPolicy,
     WorkflowStarted,
 )
-from schemas.messages import MemoryItem, Passage
+from schemas.messages import AgentName, MemoryItem, Passage
 
 __all__ = ["TaskState", "WorkflowState", "WorkflowStatus", "replay"]
 
@@ -47,7 +47,7 @@ class TaskState:
     """The latest attempt of one task."""
 
     task_id: str
-    agent: str
+    agent: AgentName
     attempt: int
     deadline: datetime
     command_type: str

@@ -73,6 +73,8 @@ async def test_query_ranks_the_matching_passage_first(index: PostgresCorpusIndex
     assert results[0].title == "Kafka topics"
     assert "keyed by workflow id" in results[0].text
     assert results[0].score > 0
+    # The headline marks the matched words in context.
+    assert "**partition" in results[0].snippet.lower()
 
 
 async def test_results_are_ordered_by_rank_then_source_id(index: PostgresCorpusIndex) -> None:

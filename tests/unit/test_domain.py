@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from schemas.events import (
     DomainEvent,
@@ -58,7 +59,7 @@ class Run:
         self.history.extend(events)
         return events
 
-    def start(self, **goal: object) -> list[DomainEvent]:
+    def start(self, **goal: Any) -> list[DomainEvent]:
         return self.feed(GoalReceived(GoalSubmitted(workflow_id=WF, **goal), self.policy, self.now))
 
     def last_task(self) -> TaskScheduled:
@@ -73,7 +74,7 @@ def _passages(n: int, size: int = 100) -> list[Passage]:
     return [Passage(source_id=f"doc#{i}", title=f"T{i}", text="x" * size) for i in range(n)]
 
 
-def _result(task: TaskScheduled, cls: type[TaskResult], **fields: object) -> TaskResult:
+def _result(task: TaskScheduled, cls: type[TaskResult], **fields: Any) -> TaskResult:
     return cls(
         workflow_id=WF, task_id=task.task_id, attempt=task.attempt, provenance=PROV, **fields
     )

@@ -249,7 +249,7 @@ def test_wire_validation_is_strict_about_types() -> None:
 
     from schemas.messages import SearchTask
 
-    payload = {
+    payload: dict[str, object] = {
         "workflow_id": "wf-1",
         "task_id": "search-1",
         "attempt": "1",
