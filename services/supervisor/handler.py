@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from schemas.events import WorkflowPolicy
 from schemas.messages import CancelWorkflow, GoalSubmitted, TaskResult
@@ -13,6 +14,8 @@ from shared.domain import (
     ResultReceived,
     Tick,
     Trigger,
+    WorkflowState,
+    WorkflowStatus,
     decide,
     replay,
 )
@@ -44,8 +47,10 @@ class Supervisor:
         self._defaults = defaults
         #: Set whenever new events commit, so the outbox relay publishes without polling delay.
         self.committed = asyncio.Event()
-        #: Workflows this process has seen running; the deadline ticker visits them.
-        self.active: set[str] = set()
+        #: Running workflows → their earliest open task deadline (None: unknown, check on the
+        #: next tick). The ticker visits only workflows whose deadline has passed, so an idle
+        #: fleet of thousands of workflows costs no reads.
+        self.active: dict[str, datetime | None] = {}
 
     async def handle(self, delivery: Delivery) -> None:
         """Handle one goal, result or control message (idempotent under redelivery)."""
@@ -74,10 +79,18 @@ class Supervisor:
         except StoreUnavailableError as exc:
             raise TransientError(str(exc)) from exc
 
+    def watch(self, workflow_id: str) -> None:
+        """Check this workflow's deadlines on the next tick (used after a restart)."""
+        self.active.setdefault(workflow_id, None)
+
     async def tick(self) -> None:
-        """Let time pass for every active workflow (deadlines)."""
-        for workflow_id in sorted(self.active):
-            await self.execute(workflow_id, Tick(self._clock.now()), None, None)
+        """Let time pass for every workflow with an expired (or unknown) deadline."""
+        now = self._clock.now()
+        due = sorted(
+            w for w, deadline in self.active.items() if deadline is None or deadline <= now
+        )
+        for workflow_id in due:
+            await self.execute(workflow_id, Tick(now), None, None)
 
     async def execute(
         self,
@@ -92,7 +105,7 @@ class Supervisor:
             state = replay(workflow_id, history)
             events = decide(state, trigger)
             if not events and tracking is None:
-                self._track_activity(workflow_id, state.status.terminal)
+                self._track(state)
                 return 0
             records = encode_events(
                 events, actor=CONSUMER, correlation_id=workflow_id, causation_id=causation_id
@@ -106,13 +119,13 @@ class Supervisor:
                 continue
             if events:
                 self.committed.set()
-                final = replay(workflow_id, [*history, *events])
-                self._track_activity(workflow_id, final.status.terminal)
+                self._track(replay(workflow_id, [*history, *events]))
             return len(events)
         raise RuntimeError(f"workflow {workflow_id}: gave up after repeated write conflicts")
 
-    def _track_activity(self, workflow_id: str, terminal: bool) -> None:
-        if terminal:
-            self.active.discard(workflow_id)
-        else:
-            self.active.add(workflow_id)
+    def _track(self, state: WorkflowState) -> None:
+        if state.status.terminal:
+            self.active.pop(state.workflow_id, None)
+        elif state.status is WorkflowStatus.RUNNING:
+            deadlines = [task.deadline for task in state.open_tasks]
+            self.active[state.workflow_id] = min(deadlines) if deadlines else None

@@ -66,7 +66,7 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
             supervisor = Supervisor(store, SystemClock(), policy_from(settings))
             for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
                 if stream.last_type not in _TERMINAL_TYPES:
-                    supervisor.active.add(stream.stream_id)
+                    supervisor.watch(stream.stream_id)
             relay = OutboxRelay(store, bus, supervisor.committed)
             await bus.subscribe(
                 Subscription(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -157,3 +157,50 @@ async def test_store_outage_is_reported_as_transient_so_the_message_is_retried()
         await supervisor.handle(_delivery(goal, "goal-f"))
     await supervisor.handle(_delivery(goal, "goal-f"))
     assert [r.type for r in await store.read("wf-f")] == ["WorkflowStarted", "TaskScheduled"]
+
+
+class MovableClock:
+    """A clock the test moves forward."""
+
+    def __init__(self) -> None:
+        self.current = NOW
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class CountingStore(InMemoryEventStore):
+    """Counts stream reads, to see which workflows a tick visits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    async def read(
+        self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        self.reads.append(stream_id)
+        return await super().read(
+            stream_id, after_version=after_version, up_to_version=up_to_version
+        )
+
+
+async def test_tick_visits_only_workflows_whose_deadline_passed() -> None:
+    """Ticks read nothing before a deadline; after it, the overdue task times out and retries."""
+    store = CountingStore()
+    clock = MovableClock()
+    supervisor = Supervisor(store, clock, WorkflowPolicy(task_timeout_s=10))
+    await supervisor.handle(
+        _delivery(GoalSubmitted(workflow_id="wf-t", goal="explain replay"), "g")
+    )
+    store.reads.clear()
+
+    clock.current = NOW + timedelta(seconds=5)
+    await supervisor.tick()
+    assert store.reads == []
+
+    clock.current = NOW + timedelta(seconds=11)
+    await supervisor.tick()
+    types = [r.type for r in await store.read("wf-t")]
+    assert types[-2:] == ["TaskTimedOut", "TaskScheduled"]
+    assert supervisor.active["wf-t"] == NOW + timedelta(seconds=21)
