@@ -9,6 +9,7 @@ import logging
 from schemas.events import WorkflowPolicy
 from schemas.topics import CONTROL, GOALS, RESULTS, TOPICS
 from services.supervisor.handler import Supervisor
+from services.supervisor.leadership import PostgresAdvisoryLease
 from services.supervisor.relay import OutboxRelay
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.clock import SystemClock
@@ -61,13 +62,14 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
         topics=[t.name for t in TOPICS],
         partitions=settings.topic_partitions,
     )
+    lease = PostgresAdvisoryLease(settings.require_database_url())
     try:
-        async with store, bus:
+        async with store, bus, lease:
             supervisor = Supervisor(store, SystemClock(), policy_from(settings))
             for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
                 if stream.last_type not in _TERMINAL_TYPES:
                     supervisor.watch(stream.stream_id)
-            relay = OutboxRelay(store, bus, supervisor.committed)
+            relay = OutboxRelay(store, bus, supervisor.committed, lease=lease)
             await bus.subscribe(
                 Subscription(
                     [GOALS, RESULTS, CONTROL],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from opentelemetry import context, propagate
 
@@ -22,6 +23,7 @@ from schemas.events import (
 )
 from schemas.registry import model_for
 from schemas.topics import COMPLETIONS, WORKFLOW_EVENTS, task_topic
+from services.supervisor.leadership import AlwaysLeader, Lease
 from shared.domain import completion_for, replay
 from shared.eventstore import EventStore, RecordedEvent
 from shared.runtime.codec import decode_history
@@ -48,6 +50,8 @@ class OutboxRelay:
         poll_interval_s: float = 0.5,
         batch_size: int = 200,
         retry_pause_s: float = 1.0,
+        lease: Lease | None = None,
+        lease_check_s: float = 2.0,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -55,17 +59,36 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._retry_pause_s = retry_pause_s
+        self._lease: Lease = lease or AlwaysLeader()
+        self._lease_check_s = lease_check_s
         self.position = 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop`` is set; a failed batch is retried, never fatal."""
-        self.position = await self._store.load_checkpoint(self.CHECKPOINT)
+        """Relay while this process holds the lease, until ``stop`` is set."""
+        while await self._lease.acquire(stop):
+            _log.info("outbox relay leading")
+            await self._relay_while_leading(stop)
+            if not stop.is_set():
+                _log.warning("outbox relay lost its lease; waiting to lead again")
+
+    async def _relay_while_leading(self, stop: asyncio.Event) -> None:
+        """Relay batches; a failed batch is retried, never fatal. Returns if the lease is lost."""
+        loaded = False
+        lease_checked = time.monotonic()
         while not stop.is_set():
+            if time.monotonic() - lease_checked > self._lease_check_s:
+                if not await self._lease.held():
+                    return
+                lease_checked = time.monotonic()
             # Clear before reading, not after: a commit that lands while the batch is read
             # sets the event again, so the wait below cannot miss it (a lost wake-up would
             # cost a full poll interval).
             self._wakeup.clear()
             try:
+                if not loaded:
+                    # Reloaded on every new lease: another leader may have moved it on.
+                    self.position = await self._store.load_checkpoint(self.CHECKPOINT)
+                    loaded = True
                 relayed = await self.relay_batch()
             except Exception:
                 # A dropped database connection or a broker hiccup must not end the supervisor

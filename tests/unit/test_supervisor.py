@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -204,3 +205,34 @@ async def test_tick_visits_only_workflows_whose_deadline_passed() -> None:
     types = [r.type for r in await store.read("wf-t")]
     assert types[-2:] == ["TaskTimedOut", "TaskScheduled"]
     assert supervisor.active["wf-t"] == NOW + timedelta(seconds=21)
+
+
+class OneTermLease:
+    """Leads once, loses the lease at the first check, and is never elected again."""
+
+    def __init__(self) -> None:
+        self.terms = 0
+
+    async def acquire(self, stop: asyncio.Event) -> bool:
+        self.terms += 1
+        return self.terms == 1
+
+    async def held(self) -> bool:
+        return False
+
+
+async def test_relay_stops_publishing_when_its_lease_is_lost() -> None:
+    """A relay whose lease is gone stops relaying and waits to be elected again."""
+    from shared.transport.memory import InMemoryBus
+
+    store = InMemoryEventStore()
+    supervisor = _supervisor(store)
+    await supervisor.handle(
+        _delivery(GoalSubmitted(workflow_id="wf-l", goal="explain replay"), "g")
+    )
+    lease = OneTermLease()
+    async with InMemoryBus(service="s", topics=[WORKFLOW_EVENTS]) as bus:
+        relay = OutboxRelay(store, bus, supervisor.committed, lease=lease, lease_check_s=-1.0)
+        await asyncio.wait_for(relay.run(asyncio.Event()), 5)
+        assert bus.records(WORKFLOW_EVENTS) == []
+    assert lease.terms == 2
