@@ -11,6 +11,7 @@ from schemas.topics import CONTROL, GOALS, RESULTS, TOPICS
 from services.supervisor.handler import Supervisor
 from services.supervisor.leadership import PostgresAdvisoryLease
 from services.supervisor.relay import OutboxRelay
+from shared.domain import TERMINAL_EVENTS
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.clock import SystemClock
 from shared.runtime.lifecycle import configure_logging, run_until_signalled
@@ -23,7 +24,6 @@ __all__ = ["main", "policy_from", "serve"]
 
 _log = logging.getLogger(__name__)
 
-_TERMINAL_TYPES = ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled")
 # How many recently updated streams a restarted supervisor scans for unfinished workflows to
 # keep watching their deadlines (the scan reads only the streams table; 100k rows is quick).
 _ACTIVE_SCAN_LIMIT = 100_000
@@ -67,7 +67,7 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
         async with store, bus, lease:
             supervisor = Supervisor(store, SystemClock(), policy_from(settings))
             for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
-                if stream.last_type not in _TERMINAL_TYPES:
+                if stream.last_type not in TERMINAL_EVENTS:
                     supervisor.watch(stream.stream_id)
             relay = OutboxRelay(store, bus, supervisor.committed, lease=lease)
             await bus.subscribe(

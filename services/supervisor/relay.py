@@ -14,17 +14,11 @@ import time
 
 from opentelemetry import context, propagate
 
-from schemas.events import (
-    RecordedEventMessage,
-    TaskScheduled,
-    WorkflowCancelled,
-    WorkflowCompleted,
-    WorkflowFailed,
-)
+from schemas.events import RecordedEventMessage, TaskScheduled
 from schemas.registry import model_for
 from schemas.topics import COMPLETIONS, WORKFLOW_EVENTS, task_topic
 from services.supervisor.leadership import AlwaysLeader, Lease
-from shared.domain import completion_for, replay
+from shared.domain import TERMINAL_EVENTS, completion_for, replay
 from shared.eventstore import EventStore, RecordedEvent
 from shared.runtime.codec import decode_history
 from shared.transport import Bus
@@ -32,8 +26,6 @@ from shared.transport import Bus
 __all__ = ["OutboxRelay"]
 
 _log = logging.getLogger(__name__)
-
-_TERMINAL = {e.event_type() for e in (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)}
 
 
 class OutboxRelay:
@@ -162,7 +154,7 @@ class OutboxRelay:
                 subject=workflow_id,
             )
             return
-        if record.type not in _TERMINAL:
+        if record.type not in TERMINAL_EVENTS:
             return
         history = decode_history(await self._store.read(workflow_id, up_to_version=record.version))
         completion = completion_for(replay(workflow_id, history), history[-1])

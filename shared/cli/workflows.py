@@ -23,6 +23,7 @@ from shared.cli.client import (
     wait_for_completion,
 )
 from shared.cli.timeline import timeline
+from shared.domain import status_after
 from shared.settings import StackNotConfiguredError, load_settings
 
 __all__ = ["cancel", "history", "list_workflows", "status", "submit"]
@@ -176,7 +177,7 @@ def list_workflows(
             return [
                 {
                     "workflow_id": s.stream_id,
-                    "state": (await read_state(store, s.stream_id)).status.value,
+                    "state": status_after(s.last_type).value,
                     "version": s.version,
                     "last_event": s.last_type,
                     "updated_at": s.updated_at.isoformat(timespec="seconds"),

@@ -6,10 +6,18 @@ a recorded history always yields the same state and the same decisions.
 
 from shared.domain.decide import decide
 from shared.domain.outcome import completion_for
-from shared.domain.state import TaskState, WorkflowState, WorkflowStatus, replay
+from shared.domain.state import (
+    TERMINAL_EVENTS,
+    TaskState,
+    WorkflowState,
+    WorkflowStatus,
+    replay,
+    status_after,
+)
 from shared.domain.triggers import CancelRequested, GoalReceived, ResultReceived, Tick, Trigger
 
 __all__ = [
+    "TERMINAL_EVENTS",
     "CancelRequested",
     "GoalReceived",
     "ResultReceived",
@@ -21,4 +29,5 @@ __all__ = [
     "completion_for",
     "decide",
     "replay",
+    "status_after",
 ]

@@ -24,7 +24,14 @@ from schemas.events import (
 )
 from schemas.messages import AgentName, MemoryItem, Passage
 
-__all__ = ["TaskState", "WorkflowState", "WorkflowStatus", "replay"]
+__all__ = [
+    "TERMINAL_EVENTS",
+    "TaskState",
+    "WorkflowState",
+    "WorkflowStatus",
+    "replay",
+    "status_after",
+]
 
 
 class WorkflowStatus(StrEnum):
@@ -40,6 +47,19 @@ class WorkflowStatus(StrEnum):
     def terminal(self) -> bool:
         """No further events change the outcome."""
         return self in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
+
+
+#: Event type → the status it ends a workflow in; no event follows one of these.
+TERMINAL_EVENTS: dict[str, WorkflowStatus] = {
+    WorkflowCompleted.event_type(): WorkflowStatus.COMPLETED,
+    WorkflowFailed.event_type(): WorkflowStatus.FAILED,
+    WorkflowCancelled.event_type(): WorkflowStatus.CANCELLED,
+}
+
+
+def status_after(last_event_type: str) -> WorkflowStatus:
+    """A workflow's status known only from its last event's type (no replay needed)."""
+    return TERMINAL_EVENTS.get(last_event_type, WorkflowStatus.RUNNING)
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.events import WorkflowPolicy
 from schemas.messages import CancelWorkflow, GoalSubmitted, TaskResult
-from shared.domain.policy import WorkflowPolicy
 
 __all__ = ["CancelRequested", "GoalReceived", "ResultReceived", "Tick", "Trigger"]
 

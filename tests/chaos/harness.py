@@ -21,6 +21,7 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import SERVICES, ServiceProcesses
@@ -31,7 +32,6 @@ __all__ = [
     "RELAY_CHECKPOINT",
     "RESULTS",
     "SERVICE_DB_APP",
-    "TERMINAL_TYPES",
     "WORKFLOW_EVENTS",
     "Fleet",
     "ce_id_of",
@@ -50,7 +50,6 @@ GOALS, RESULTS = "agentlog.goals", "agentlog.results"
 COMPLETIONS, WORKFLOW_EVENTS = "agentlog.completions", "agentlog.workflow-events"
 # The outbox relay's checkpoint name (services/supervisor/relay.py, OutboxRelay.CHECKPOINT).
 RELAY_CHECKPOINT = "relay.supervisor"
-TERMINAL_TYPES = frozenset({"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled"})
 WAIT_S = 90.0
 #: The ``application_name`` of every service's database connections, so a test can drop
 #: exactly those (and not its own, nor another session's on a shared server).
@@ -192,7 +191,7 @@ async def wait_terminal(
 
     async def finished() -> list[RecordedEvent] | None:
         events = await store.read(workflow_id)
-        return events if any(e.type in TERMINAL_TYPES for e in events) else None
+        return events if any(e.type in TERMINAL_EVENTS for e in events) else None
 
     return await eventually(finished, what=f"{workflow_id} to finish", fleet=fleet)
 

@@ -6,11 +6,11 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 
 __all__ = ["assert_clean_history", "attempts_of", "result_events", "task_agents"]
 
-_TERMINAL = ("WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled")
 # One letter per step; scheduling, time-outs and failures are bookkeeping around the steps.
 _STEP_LETTERS = {
     "WorkflowStarted": "S",
@@ -58,7 +58,7 @@ def assert_clean_history(events: Sequence[RecordedEvent]) -> None:
     assert positions == sorted(set(positions)), "positions follow commit order"
     assert len({e.event_id for e in events}) == len(events), "event ids are unique"
 
-    terminal = [e for e in events if e.type in _TERMINAL]
+    terminal = [e for e in events if e.type in TERMINAL_EVENTS]
     assert [e.type for e in terminal] == ["WorkflowCompleted"], f"one completion: {types}"
     assert events[-1] is terminal[0], f"nothing after the terminal event: {types}"
     steps = "".join(_STEP_LETTERS[t] for t in types if t in _STEP_LETTERS)

@@ -261,3 +261,15 @@ def test_replaying_a_recorded_history_twice_gives_identical_decisions() -> None:
         "TaskTimedOut",
         "TaskScheduled",
     ]
+
+
+def test_status_after_the_last_event_matches_replay() -> None:
+    """The status read off a stream head equals the one a full replay gives."""
+    from shared.domain import status_after
+
+    run = Run(WorkflowPolicy(max_attempts=1))
+    run.start(goal="explain event sourcing")
+    assert status_after(run.history[-1].event_type()) is run.state.status
+    run.reply(_result(run.last_task(), TaskFailure, agent="search", error="down"))
+    assert run.state.status is WorkflowStatus.FAILED
+    assert status_after(run.history[-1].event_type()) is run.state.status
