@@ -119,7 +119,9 @@ class Supervisor:
                 continue
             if events:
                 self.committed.set()
-                self._track(replay(workflow_id, [*history, *events]))
+                for event in events:  # fold the new events in; no second replay
+                    state.apply(event)
+                self._track(state)
             return len(events)
         raise RuntimeError(f"workflow {workflow_id}: gave up after repeated write conflicts")
 
