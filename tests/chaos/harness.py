@@ -7,28 +7,26 @@ a generous deadline passes; the deadline only turns a hang into a readable failu
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import SERVICES, ServiceProcesses
+from tests.e2e.upstream import publish_goal
 
 __all__ = [
     "COMPLETIONS",
-    "GOALS",
     "RELAY_CHECKPOINT",
     "RESULTS",
     "SERVICE_DB_APP",
@@ -46,7 +44,7 @@ __all__ = [
     "wait_terminal",
 ]
 
-GOALS, RESULTS = "agentlog.goals", "agentlog.results"
+RESULTS = "agentlog.results"
 COMPLETIONS, WORKFLOW_EVENTS = "agentlog.completions", "agentlog.workflow-events"
 # The outbox relay's checkpoint name (services/supervisor/relay.py, OutboxRelay.CHECKPOINT).
 RELAY_CHECKPOINT = "relay.supervisor"
@@ -204,27 +202,6 @@ async def wait_relayed(store: PostgresEventStore, position: int, fleet: Fleet | 
         return checkpoint if checkpoint >= position else None
 
     return await eventually(relayed, what=f"relay checkpoint >= {position}", fleet=fleet)
-
-
-async def publish_goal(
-    producer: AIOKafkaProducer, goal: str, constraints: list[str] | None = None
-) -> str:
-    """Publish a goal the way any upstream system would: plain aiokafka, CloudEvents headers."""
-    workflow_id = f"wf-chaos-{uuid.uuid4().hex[:10]}"
-    payload = {"workflow_id": workflow_id, "goal": goal, "constraints": constraints or []}
-    headers = [
-        ("ce_id", str(uuid.uuid4()).encode()),
-        ("ce_type", b"agentlog.goal.submitted.v1"),
-        ("ce_source", b"tests/chaos"),
-        ("ce_specversion", b"1.0"),
-        ("ce_time", datetime.now(UTC).isoformat().encode()),
-        ("ce_subject", workflow_id.encode()),
-        ("content-type", b"application/json"),
-    ]
-    await producer.send_and_wait(
-        GOALS, json.dumps(payload).encode(), key=workflow_id.encode(), headers=headers
-    )
-    return workflow_id
 
 
 async def read_topic(bootstrap: str, topic: str, keys: set[str]) -> list[ConsumerRecord]:

@@ -28,17 +28,10 @@ from tests.chaos.harness import (
 )
 from tests.chaos.history import assert_clean_history, result_events
 from tests.conftest import StackInfo
+from tests.e2e.corpus import MANY_GOALS, REVISE_GOAL
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
-REVISE_GOAL = ("Explain how replay rebuilds workflow state", ["avoid: simply"])
-GOALS = [
-    REVISE_GOAL,
-    ("Summarize telemetry tracing sampling spans exporters and collectors", []),
-    ("Why does replay matter when auditing a workflow", []),
-    ("Describe how trace context propagation works on Kafka records", []),
-    ("Explain how baggage and metrics relate to spans", ["must mention: collector"]),
-]
 # Drop every service connection each DROP_EVERY_S, DROP_ROUNDS times, while workflows run.
 DROP_ROUNDS, DROP_EVERY_S = 200, 0.02
 
@@ -83,7 +76,7 @@ async def test_dropped_database_connections_do_not_stop_any_workflow(
     """Postgres drops every service connection again and again; services stay up, all complete."""
     # Park every workflow at its first critique, so the rest of their work runs under the fault.
     fleet.terminate("critic")
-    workflow_ids = [await publish_goal(producer, goal, c) for goal, c in GOALS]
+    workflow_ids = [await publish_goal(producer, goal, c) for goal, c in MANY_GOALS]
     for workflow_id in workflow_ids:
         await wait_for_event(
             store, workflow_id, is_task_for("critic"), what="a critic task", fleet=fleet
@@ -128,7 +121,7 @@ async def test_goals_published_during_database_outage_are_not_lost(
     try:
         fault = asyncio.create_task(drop_connections())
         workflow_ids = []
-        for goal, constraints in GOALS:
+        for goal, constraints in MANY_GOALS:
             workflow_ids.append(await publish_goal(producer, goal, constraints))
             await asyncio.sleep(DROP_EVERY_S * 3)  # spread the goals across the outage
         await fault

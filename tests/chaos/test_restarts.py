@@ -39,18 +39,10 @@ from tests.chaos.harness import (
 )
 from tests.chaos.history import assert_clean_history, attempts_of, result_events
 from tests.conftest import StackInfo
+from tests.e2e.corpus import MANY_GOALS, REVISE_GOAL
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
 
-# The critic sends the first draft back ("simply" is banned), so the writer works at least twice.
-REVISE_GOAL = ("Explain how replay rebuilds workflow state", ["avoid: simply"])
-MANY_GOALS = [
-    REVISE_GOAL,
-    ("Summarize telemetry tracing sampling spans exporters and collectors", []),
-    ("Why does replay matter when auditing a workflow", []),
-    ("Describe how trace context propagation works on Kafka records", []),
-    ("Explain how baggage and metrics relate to spans", ["must mention: collector"]),
-]
 # How long a killed service stays down. Shorter than the 2 s session timeout, so the dead member
 # still holds its partitions when the new one joins: the rebalance has to wait it out.
 DOWNTIME_S = 1.0

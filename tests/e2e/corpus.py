@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["write_corpus"]
+__all__ = ["MANY_GOALS", "REVISE_GOAL", "write_corpus"]
+
+# The critic sends the first draft back ("simply" is banned), so the writer works at least twice.
+REVISE_GOAL = ("Explain how replay rebuilds workflow state", ["avoid: simply"])
+# Goals the corpus answers, for runs with several workflows in flight.
+MANY_GOALS = [
+    REVISE_GOAL,
+    ("Summarize telemetry tracing sampling spans exporters and collectors", []),
+    ("Why does replay matter when auditing a workflow", []),
+    ("Describe how trace context propagation works on Kafka records", []),
+    ("Explain how baggage and metrics relate to spans", ["must mention: collector"]),
+]
 
 _REPLAY = """# Replaying workflows
 

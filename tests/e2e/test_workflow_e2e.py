@@ -9,7 +9,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.runtime.processes import ServiceProcesses
 from tests.conftest import StackInfo
-from tests.e2e.corpus import write_corpus
+from tests.e2e.corpus import REVISE_GOAL, write_corpus
+from tests.e2e.upstream import publish_goal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -60,24 +60,6 @@ async def producer(stack_info: StackInfo) -> AsyncIterator[AIOKafkaProducer]:
     await producer.start()
     yield producer
     await producer.stop()
-
-
-async def _publish_goal(producer: AIOKafkaProducer, goal: str, constraints: list[str]) -> str:
-    workflow_id = f"wf-e2e-{uuid.uuid4().hex[:10]}"
-    payload = {"workflow_id": workflow_id, "goal": goal, "constraints": constraints}
-    headers = [
-        ("ce_id", str(uuid.uuid4()).encode()),
-        ("ce_type", b"agentlog.goal.submitted.v1"),
-        ("ce_source", b"tests/e2e"),
-        ("ce_specversion", b"1.0"),
-        ("ce_time", datetime.now(UTC).isoformat().encode()),
-        ("ce_subject", workflow_id.encode()),
-        ("content-type", b"application/json"),
-    ]
-    await producer.send_and_wait(
-        GOALS, json.dumps(payload).encode(), key=workflow_id.encode(), headers=headers
-    )
-    return workflow_id
 
 
 async def _await_completions(
@@ -133,10 +115,8 @@ async def test_goals_in_completions_out_with_reflection_and_compaction(
     service_env: dict[str, str],
 ) -> None:
     """A revise-bait goal loops through the critic; a broad goal is compacted; both complete."""
-    revise_wf = await _publish_goal(
-        producer, "Explain how replay rebuilds workflow state", ["avoid: simply"]
-    )
-    broad_wf = await _publish_goal(
+    revise_wf = await publish_goal(producer, *REVISE_GOAL)
+    broad_wf = await publish_goal(
         producer, "Summarize telemetry tracing sampling spans exporters and collectors", []
     )
     completions = await _await_completions(stack_info.kafka_bootstrap, {revise_wf, broad_wf}, 75)
@@ -181,7 +161,7 @@ async def test_one_trace_follows_a_workflow_across_services(
     """Every recorded event of a workflow carries the same W3C trace id, hop after hop."""
     from shared.eventstore.postgres import PostgresEventStore
 
-    workflow_id = await _publish_goal(producer, "Explain how replay rebuilds workflow state", [])
+    workflow_id = await publish_goal(producer, "Explain how replay rebuilds workflow state", [])
     await _await_completions(stack_info.kafka_bootstrap, {workflow_id}, 60)
     async with PostgresEventStore(stack_info.database_url, pool_max=1) as store:
         records = await store.read(workflow_id)
@@ -219,7 +199,7 @@ async def test_bad_records_are_dead_lettered_and_the_supervisor_keeps_working(
             ("ce_specversion", b"1.0"),
         ],
     )
-    workflow_id = await _publish_goal(producer, "Explain how replay rebuilds workflow state", [])
+    workflow_id = await publish_goal(producer, "Explain how replay rebuilds workflow state", [])
     completions = await _await_completions(stack_info.kafka_bootstrap, {workflow_id}, 60)
     assert completions[workflow_id]["outcome"] == "completed"
 
