@@ -17,8 +17,6 @@ import pytest
 from shared.eventstore import EventStore
 from tests.contracts.eventstore import EventStoreContract, StoreFactory
 
-pytestmark = pytest.mark.docker
-
 POSTGRES_IMAGE = "postgres:16"  # as in docker-compose.yml
 # testcontainers' Kafka module drives Confluent's image (its start script needs it); KRaft mode.
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
@@ -38,19 +36,16 @@ def _docker_unavailable() -> str | None:
     return None
 
 
-# One visible skip for the whole module (not one line per inherited contract test).
 _NO_DOCKER = _docker_unavailable()
-if _NO_DOCKER is not None:
-    pytest.skip(_NO_DOCKER, allow_module_level=True)
+# Skipped (with the reason shown by -ra) only where no Docker engine answers; runs where one does.
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(_NO_DOCKER is not None, reason=_NO_DOCKER or ""),
+]
 
 
 @pytest.fixture(scope="module")
-def docker_engine() -> None:
-    """The Docker engine answered at collection time."""
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn(docker_engine: None) -> Iterator[str]:
+def postgres_dsn() -> Iterator[str]:
     """A Postgres 16 container's DSN (asyncpg form), for this module."""
     from testcontainers.community.postgres import PostgresContainer
 
@@ -59,7 +54,7 @@ def postgres_dsn(docker_engine: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def kafka_bootstrap(docker_engine: None) -> Iterator[str]:
+def kafka_bootstrap() -> Iterator[str]:
     """A single-node KRaft Kafka container's bootstrap address, for this module."""
     from testcontainers.community.kafka import KafkaContainer
 
