@@ -8,6 +8,7 @@ one call of that function: one round trip, one transaction, all events or none.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
@@ -153,17 +154,52 @@ class PostgresEventStore(EventStore):
             self._dsn, min_size=self._pool_min, max_size=self._pool_max, reset=_keep_session
         )
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                # CREATE ... IF NOT EXISTS is not race-free between sessions; the lock is.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                    f"agentlog.eventstore.schema:{self._schema}",
-                )
-                await conn.execute(_schema_sql(f'"{self._schema}"'))
+            async with pool.acquire() as conn:
+                await self._install_schema(conn)
         except BaseException:
             await pool.close()
             raise
         self._pool = pool
+
+    async def _install_schema(self, conn: asyncpg.Connection) -> None:
+        """Run schema.sql unless this exact version is installed already.
+
+        Skipping matters: its CREATE OR REPLACE of the trigger and of ``append_events`` lock the
+        events table and the function, and deadlock with live appenders (which hold the
+        function and wait for the table lock). A process starting next to running writers
+        must not touch them, so the installed version is recorded and checked first.
+        """
+        sql = _schema_sql(f'"{self._schema}"')
+        digest = hashlib.sha256(sql.encode()).hexdigest()
+        if await self._installed_digest(conn) == digest:
+            return
+        async with conn.transaction():
+            # CREATE ... IF NOT EXISTS is not race-free between sessions; the lock is.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                f"agentlog.eventstore.schema:{self._schema}",
+            )
+            if await self._installed_digest(conn) == digest:
+                return  # another process installed it while this one waited
+            await conn.execute(sql)
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{self._schema}".store_schema ('
+                " singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),"
+                " sql_sha256 text NOT NULL, installed_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await conn.execute(
+                f'INSERT INTO "{self._schema}".store_schema (sql_sha256) VALUES ($1)'
+                " ON CONFLICT (singleton) DO UPDATE"
+                " SET sql_sha256 = excluded.sql_sha256, installed_at = now()",
+                digest,
+            )
+
+    async def _installed_digest(self, conn: asyncpg.Connection) -> str | None:
+        table = f'"{self._schema}".store_schema'
+        if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+            return None
+        digest: str | None = await conn.fetchval(f"SELECT sql_sha256 FROM {table}")
+        return digest
 
     async def stop(self) -> None:
         """Close the pool, waiting for connections in use to be released."""

@@ -109,6 +109,22 @@ class TestPostgresEventStore(EventStoreContract):
         assert [e.type for e in await b.read("wf-1")] == ["A"]
         assert await c.is_processed(Tracking("x", "k"))
 
+    async def test_starting_next_to_a_live_appender_touches_no_lock(
+        self, store: EventStore, make_store: StoreFactory, stack_info: StackInfo
+    ) -> None:
+        """A second process starting while an append holds the events-table lock neither
+        waits nor deadlocks: an installed schema is not re-run (it was, and it deadlocked)."""
+        assert isinstance(store, PostgresEventStore)
+        writer = await asyncpg.connect(stack_info.database_url)
+        try:
+            async with writer.transaction():
+                await writer.execute(f'LOCK TABLE "{store.schema}".events IN EXCLUSIVE MODE')
+                late = await asyncio.wait_for(make_store(), 10)
+        finally:
+            await writer.close()
+        await late.append("wf-late", [NewEvent("A", {})], 0)
+        assert [e.type for e in await store.read("wf-late")] == ["A"]
+
     async def test_tracking_points_at_the_last_event(
         self, store: EventStore, stack_info: StackInfo
     ) -> None:
