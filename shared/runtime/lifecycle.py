@@ -6,17 +6,35 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+
+from shared.runtime.redaction import (
+    REDACTOR,
+    RedactingFilter,
+    install_excepthook,
+    secrets_from_environment,
+)
 
 __all__ = ["configure_logging", "run_until_signalled"]
 
 
-def configure_logging(service: str) -> None:
-    """Plain structured-ish logs on stderr; level from AGENTLOG_LOG_LEVEL."""
+def configure_logging(service: str, secrets: Iterable[str] = ()) -> None:
+    """Plain structured-ish logs on stderr; level from AGENTLOG_LOG_LEVEL; secrets redacted.
+
+    The secrets set in the environment (see ``secrets_from_environment``) and ``secrets`` are
+    registered with the process-wide redactor, and every root handler redacts its records, so
+    no call site has to remember to scrub what a dependency put in an exception.
+    """
+    REDACTOR.register_secrets(secrets_from_environment(os.environ))
+    REDACTOR.register_secrets(secrets)
     logging.basicConfig(
         level=os.environ.get("AGENTLOG_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter(REDACTOR))
+    install_excepthook(REDACTOR)
     # aiokafka logs every rebalance and coordinator hop at INFO; keep the service log readable.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 

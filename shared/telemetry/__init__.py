@@ -1,5 +1,5 @@
 """Telemetry: OpenTelemetry tracer provider setup (the transport carries the trace context)."""
 
-from shared.telemetry.setup import configure_tracing, shutdown_tracing
+from shared.telemetry.setup import RedactingSpanExporter, configure_tracing, shutdown_tracing
 
-__all__ = ["configure_tracing", "shutdown_tracing"]
+__all__ = ["RedactingSpanExporter", "configure_tracing", "shutdown_tracing"]

@@ -4,19 +4,33 @@ The transport creates its spans through the global API (``shared.transport.traci
 module decides where they go: nowhere (``none``: spans and trace ids still exist, so context
 still propagates through Kafka headers), stdout (``console``), or an OTLP collector (``otlp``,
 only when an ``opentelemetry-exporter-otlp`` package is installed; otherwise a warning).
+
+Every exporter is wrapped in ``RedactingSpanExporter``: span names, attributes, events (the
+exception message and stack trace ``record_exception`` stores) and status descriptions pass
+through the process-wide redactor (``shared.runtime.redaction``) before they leave the process.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import Link, Status
 
-__all__ = ["EXPORTERS", "configure_tracing", "shutdown_tracing"]
+from shared.runtime.redaction import REDACTOR, Redactor
+
+__all__ = ["EXPORTERS", "RedactingSpanExporter", "configure_tracing", "shutdown_tracing"]
 
 log = logging.getLogger("agentlog.telemetry")
 
@@ -51,7 +65,7 @@ def configure_tracing(service_name: str, exporter: str = "none") -> None:
         trace.set_tracer_provider(provider)
     span_exporter = _make_exporter(exporter)
     if span_exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(span_exporter)))
     _provider = provider
 
 
@@ -79,3 +93,68 @@ def _make_exporter(name: str) -> SpanExporter | None:
             "installed; spans are not exported"
         )
     return None
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Exports redacted copies of the spans through ``inner``; the spans themselves are kept.
+
+    Wrapping the exporter rather than adding a processor: a processor's ``on_end`` sees a
+    read-only span, while the exporter is the last step before the data leaves the process.
+    """
+
+    def __init__(self, inner: SpanExporter, redactor: Redactor = REDACTOR) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._inner.export([self.redact_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+    def redact_span(self, span: ReadableSpan) -> ReadableSpan:
+        """A copy of ``span`` with every string in it redacted."""
+        status = span.status
+        if status.description:
+            status = Status(status.status_code, self._redactor.redact(status.description))
+        return ReadableSpan(
+            name=self._redactor.redact(span.name),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=self._attributes(span.attributes),
+            events=[
+                Event(
+                    self._redactor.redact(event.name),
+                    self._attributes(event.attributes),
+                    event.timestamp,
+                )
+                for event in span.events
+            ],
+            links=[Link(link.context, self._attributes(link.attributes)) for link in span.links],
+            kind=span.kind,
+            status=status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def _attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {key: self._value(value) for key, value in (attributes or {}).items()}
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._redactor.redact(value)
+        if isinstance(value, bytes):
+            text = value.decode("utf-8", "replace")
+            redacted = self._redactor.redact(text)
+            # Unchanged bytes stay as they were: decoding may not round-trip.
+            return value if redacted == text else redacted.encode()
+        if isinstance(value, Mapping):
+            return self._attributes(value)
+        if isinstance(value, Sequence):
+            return tuple(self._value(item) for item in value)
+        return value
