@@ -5,15 +5,25 @@ llama.cpp's server, LiteLLM): point ``base_url`` at them, e.g. ``http://127.0.0.
 
 The API key comes only from the environment (``AGENTLOG_LLM_API_KEY``, else
 ``OPENAI_API_KEY``); it is never a setting, never logged, never in ``repr`` or error text.
-Local servers usually need no key; then a placeholder is sent.
+Local servers usually need no key; then a placeholder is sent. The adapter registers the key
+with the process-wide redactor, so even the SDK's own exception text (which may echo a
+server's error body, key included) is scrubbed wherever it is logged or recorded.
+
+Errors: a rejected key (HTTP 401/403) is not retryable and says so plainly; rate limits
+(429), timeouts and server errors (5xx) are retryable and carry the server's ``retry-after``
+as ``ModelError.retry_after_s``. The SDK itself also retries ``max_retries`` times, honouring
+``retry-after``, before the adapter sees the error.
 """
 
 from __future__ import annotations
 
+import email.utils
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 import openai
 from openai import AsyncOpenAI
@@ -27,13 +37,22 @@ from shared.llm.port import (
     ModelTimeoutError,
 )
 from shared.llm.text import clip, estimate_tokens
+from shared.runtime.redaction import redact, register_secret, url_password_forms
 
-__all__ = ["API_KEY_ENV_VARS", "OpenAICompatibleModel", "resolve_api_key"]
+__all__ = [
+    "API_KEY_ENV_VARS",
+    "OpenAICompatibleModel",
+    "resolve_api_key",
+    "retry_after_seconds",
+]
 
 API_KEY_ENV_VARS: Final = ("AGENTLOG_LLM_API_KEY", "OPENAI_API_KEY")
 _NO_KEY: Final = "no-key-required"
 # Statuses worth retrying as-is: timeout, conflict, rate limit, and server-side failures.
 _RETRYABLE_STATUS: Final = frozenset({408, 409, 429})
+# The provider refused the credential: the same request fails the same way until someone
+# changes the key, so retrying only burns attempts (and repeats the refusal in the logs).
+_REJECTED_KEY_STATUS: Final = frozenset({401, 403})
 
 
 def resolve_api_key(environ: Mapping[str, str], *, base_url: str | None) -> str:
@@ -70,6 +89,9 @@ class OpenAICompatibleModel(LanguageModel):
         # The key lives only inside the SDK client, which sends it as a bearer header.
         key = resolve_api_key(os.environ if environ is None else environ, base_url=base_url)
         self._key_to_redact = key if key != _NO_KEY else None
+        register_secret(self._key_to_redact)
+        for password in url_password_forms(base_url or ""):
+            register_secret(password)
         self._client = AsyncOpenAI(
             api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
         )
@@ -111,10 +133,21 @@ class OpenAICompatibleModel(LanguageModel):
                 f"cannot reach {self._where()}: {self._redact(exc)}", retryable=True
             ) from exc
         except openai.APIStatusError as exc:
+            if exc.status_code in _REJECTED_KEY_STATUS:
+                # No server text here: it is the part that may echo the key.
+                raise ModelError(
+                    f"the model provider rejected the API key for model {self._model!r} "
+                    f"at {self._host()} (HTTP {exc.status_code}); "
+                    f"check {' or '.join(API_KEY_ENV_VARS)}",
+                    retryable=False,
+                ) from exc
             retryable = exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500
+            retry_after_s = retry_after_seconds(exc.response.headers) if retryable else None
+            wait = f" (retry after {retry_after_s:g} s)" if retry_after_s is not None else ""
             raise ModelError(
-                f"{self._where()} answered HTTP {exc.status_code}: {self._redact(exc)}",
+                f"{self._where()} answered HTTP {exc.status_code}{wait}: {self._redact(exc)}",
                 retryable=retryable,
+                retry_after_s=retry_after_s,
             ) from exc
         except openai.OpenAIError as exc:
             raise ModelError(
@@ -138,10 +171,47 @@ class OpenAICompatibleModel(LanguageModel):
         )
 
     def _where(self) -> str:
-        return f"model {self._model!r} at {self._base_url or 'api.openai.com'}"
+        return f"model {self._model!r} at {self._host()}"
+
+    def _host(self) -> str:
+        """Where requests go, without any credentials a base URL may carry."""
+        if self._base_url is None:
+            return "api.openai.com"
+        parts = urlsplit(self._base_url)
+        host = parts.hostname or "?"
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        return f"{host}:{port}" if port else host
 
     def _redact(self, exc: BaseException) -> str:
-        message = str(exc)
+        message = redact(str(exc))
         if self._key_to_redact:
+            # Keys too short for the process-wide redactor are still kept out of this text.
             message = message.replace(self._key_to_redact, "***")
         return message[:300]
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a ``retry-after-ms`` or ``retry-after`` header asks for; None if absent or bad.
+
+    ``retry-after`` may be seconds or an HTTP date; a negative wait counts as none.
+    """
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None

@@ -32,11 +32,18 @@ TaskKind = Literal["write", "critique", "summarize"]
 
 
 class ModelError(RuntimeError):
-    """The model could not answer; ``retryable`` says whether the same request may succeed."""
+    """The model could not answer; ``retryable`` says whether the same request may succeed.
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    ``retry_after_s`` is how long the provider asked callers to wait first (its
+    ``retry-after`` header on a rate limit or an overload), when it said.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class ModelTimeoutError(ModelError):

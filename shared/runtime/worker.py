@@ -3,17 +3,25 @@
 Workers keep no state of their own. A redelivered task is simply done again: results carry a
 ``ce_id`` derived from (workflow, task, attempt), and the supervisor records that key in the
 same transaction as the result's events, so a duplicate result changes nothing.
+
+A failed task is answered with a ``TaskFailure`` whose error text is redacted (it is
+published and stored). A ``ModelError`` decides ``retryable``; a retryable one that carries the
+provider's ``retry_after_s`` is reported only after that wait (never past the task's
+deadline), so the supervisor's next attempt does not hit a rate-limited provider at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from uuid import NAMESPACE_URL, uuid5
 
 from schemas.messages import AgentName, Provenance, TaskCommand, TaskFailure, TaskResult
 from schemas.topics import RESULTS, task_topic
+from shared.llm.port import ModelError
 from shared.runtime.clock import Clock
+from shared.runtime.redaction import redact
 from shared.transport import Bus, Delivery, Subscription, TransientError
 
 __all__ = ["Perform", "TaskWorker", "result_id"]
@@ -71,15 +79,20 @@ class TaskWorker:
             result = await self._perform(task)
         except Exception as exc:  # the worker must answer, whatever the agent did
             _log.exception("task %s attempt %d failed", task.task_id, task.attempt)
+            retryable = exc.retryable if isinstance(exc, ModelError) else True
             result = TaskFailure(
                 workflow_id=task.workflow_id,
                 task_id=task.task_id,
                 attempt=task.attempt,
                 agent=self.agent,
                 provenance=_no_provenance(),
-                error=f"{type(exc).__name__}: {exc}"[:500],
-                retryable=True,
+                # Redacted before it is cut: a cut could leave a fragment the redactor misses.
+                error=redact(f"{type(exc).__name__}: {exc}")[:500],
+                retryable=retryable,
             )
+            if retryable and isinstance(exc, ModelError) and exc.retry_after_s:
+                left_s = (task.deadline - self._clock.now()).total_seconds()
+                await asyncio.sleep(max(0.0, min(exc.retry_after_s, left_s)))
         try:
             await self._bus.publish(
                 RESULTS,
