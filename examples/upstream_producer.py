@@ -7,7 +7,7 @@ binary mode (attributes in ``ce_*`` headers, the JSON payload as the record valu
 the workflow id so every message about one workflow stays in one partition, in order.
 
     AGENTLOG_KAFKA_BOOTSTRAP=127.0.0.1:9092 python examples/upstream_producer.py \\
-        "Compare event sourcing with CRUD" --constraint "cite sources"
+        "Compare event sourcing with CRUD" --constraint "min sources: 2"
 
 It prints one JSON line: the workflow id and where the record landed.
 """
