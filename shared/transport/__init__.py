@@ -4,7 +4,15 @@ from shared.transport.dlq import DeadLetterReason, RetryPolicy
 from shared.transport.envelope import RawRecord
 from shared.transport.kafka import KafkaBus
 from shared.transport.memory import InMemoryBroker, InMemoryBus
-from shared.transport.port import Bus, Delivery, Handler, Subscription, TransientError
+from shared.transport.port import (
+    Bus,
+    Delivery,
+    Handler,
+    RecordTooLargeError,
+    RejectedError,
+    Subscription,
+    TransientError,
+)
 
 __all__ = [
     "Bus",
@@ -15,6 +23,8 @@ __all__ = [
     "InMemoryBus",
     "KafkaBus",
     "RawRecord",
+    "RecordTooLargeError",
+    "RejectedError",
     "RetryPolicy",
     "Subscription",
     "TransientError",

@@ -30,6 +30,7 @@ __all__ = [
     "Envelope",
     "EnvelopeError",
     "InvalidMessageError",
+    "KeyMismatchError",
     "MalformedRecordError",
     "RawRecord",
     "UnknownTypeError",
@@ -55,6 +56,14 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    #: The record's timestamp (producer or broker time), ms since the epoch; None if unknown.
+    timestamp_ms: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers: what ``max_record_bytes`` limits."""
+        headers = sum(len(name) + len(value) for name, value in self.headers)
+        return len(self.key or b"") + len(self.value or b"") + headers
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,16 @@ class InvalidMessageError(EnvelopeError):
     """Well-formed JSON that fails the message model's validation."""
 
     reason = "invalid"
+
+
+class KeyMismatchError(EnvelopeError):
+    """A record whose key or ``ce_subject`` is not the workflow id of its payload.
+
+    Per-workflow ordering rests on the key: a record keyed for one workflow but acting on
+    another could overtake that workflow's own records.
+    """
+
+    reason = "key-mismatch"
 
 
 class UnknownTypeError(EnvelopeError):
@@ -158,6 +177,7 @@ def decode_envelope(record: RawRecord) -> Delivery:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             raise MalformedRecordError(str(exc)) from exc
         raise InvalidMessageError(str(exc)) from exc
+    _check_key(record, event, message)
     return Delivery(
         message=message,
         topic=record.topic,
@@ -171,6 +191,18 @@ def decode_envelope(record: RawRecord) -> Delivery:
         ce_subject=event.get_subject(),
         headers=headers,
     )
+
+
+def _check_key(record: RawRecord, event: CloudEvent, message: Message) -> None:
+    workflow_id = getattr(message, "workflow_id", None)
+    if not isinstance(workflow_id, str):
+        return
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    if key != workflow_id:
+        raise KeyMismatchError(f"record key {key!r} is not the payload's workflow {workflow_id!r}")
+    subject = event.get_subject()
+    if subject is not None and subject != workflow_id:
+        raise KeyMismatchError(f"ce_subject {subject!r} is not the workflow {workflow_id!r}")
 
 
 def _parse_event(record: RawRecord, headers: Mapping[str, bytes]) -> CloudEvent:

@@ -6,23 +6,32 @@ delivery is at-least-once and consumers dedupe by ``ce_id``. Consumers: one grou
 only after its handler returned (or it was dead-lettered). Records of one partition are handled
 in order; the partitions of one fetch are handled concurrently. A handler that raises is retried
 on the same record per ``RetryPolicy``, then the record is dead-lettered (``handler-error``).
+
+Sizes: ``max_record_bytes`` bounds what is produced (refused before sending) and consumed (an
+oversized record is dead-lettered with its value cut). A dead letter the broker still refuses as
+too large is cut and sent again, so no record can hold its partition. A partition that cannot
+move (its dead letter cannot be written, or its handler waits for a dependency) is logged once
+and reported by ``health()`` until it moves again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from schemas.base import Message
+from shared.auth import Signer
 from shared.settings import KafkaTuning
 from shared.transport.admin import ensure_topics, leave_group
-from shared.transport.dlq import DeadLetter, RetryPolicy
+from shared.transport.dlq import DeadLetter, RetryPolicy, truncated
 from shared.transport.envelope import Envelope, RawRecord, source_for
 from shared.transport.pipeline import process_record, stopped_within, traced_publish
 from shared.transport.port import Bus, Subscription
@@ -36,6 +45,10 @@ log = logging.getLogger("agentlog.transport")
 _POLL_TIMEOUT_MS = 1000
 _FETCH_ERROR_PAUSE_S = 1.0
 _DLQ_RETRY_PAUSE_S = 0.5
+# A stuck partition is logged when it gets stuck, then at most this often.
+_STUCK_LOG_EVERY_S = 60.0
+# Room for the protocol's own framing around a record of max_record_bytes.
+_REQUEST_OVERHEAD_BYTES = 64 * 1024
 
 
 @dataclass
@@ -59,9 +72,12 @@ class KafkaBus(Bus):
         client_id: str | None = None,
         retry: RetryPolicy | None = None,
         drain_timeout_s: float = 30.0,
+        signer: Signer | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         """``topics`` (and their DLQs) are created by ``start()``; ``drain_timeout_s`` bounds how
-        long ``stop()`` waits for in-flight handlers before cancelling them (uncommitted)."""
+        long ``stop()`` waits for in-flight handlers before cancelling them (uncommitted);
+        ``signer`` signs every record published."""
         self._bootstrap = bootstrap
         self._service = service
         self._source = source_for(service)
@@ -74,6 +90,11 @@ class KafkaBus(Bus):
         self._producer: AIOKafkaProducer | None = None
         self._consumers: list[_Consumer] = []
         self._stopping = asyncio.Event()
+        self._signer = signer
+        self._max_record_bytes = max_record_bytes
+        #: "topic[partition]" → why it cannot move, and since when (monotonic seconds).
+        self._stuck: dict[str, tuple[str, float]] = {}
+        self._stuck_logged: dict[str, float] = {}
 
     async def start(self) -> None:
         """Create missing topics and their DLQs, then connect the producer."""
@@ -89,6 +110,7 @@ class KafkaBus(Bus):
             linger_ms=self._tuning.linger_ms,
             max_batch_size=self._tuning.max_batch_size,
             request_timeout_ms=self._tuning.request_timeout_ms,
+            max_request_size=self._max_record_bytes + _REQUEST_OVERHEAD_BYTES,
         )
         await producer.start()
         self._producer = producer
@@ -130,7 +152,33 @@ class KafkaBus(Bus):
             ce_id=ce_id,
             subject=subject,
             headers=headers,
+            signer=self._signer,
+            max_record_bytes=self._max_record_bytes,
         )
+
+    def health(self) -> dict[str, object]:
+        """What a status page shows: consumers, and every partition that cannot move."""
+        now = time.monotonic()
+        return {
+            "consumers": [c.subscription.group for c in self._consumers],
+            "stuck_partitions": {
+                where: {"reason": reason, "for_s": round(now - since, 1)}
+                for where, (reason, since) in self._stuck.items()
+            },
+        }
+
+    def _report_stuck(self, where: str, reason: str | None) -> None:
+        if reason is None:
+            if self._stuck.pop(where, None) is not None:
+                log.warning("partition %s moves again", where)
+            self._stuck_logged.pop(where, None)
+            return
+        since = self._stuck.get(where, (reason, time.monotonic()))[1]
+        self._stuck[where] = (reason, since)
+        last = self._stuck_logged.get(where)
+        if last is None or time.monotonic() - last >= _STUCK_LOG_EVERY_S:
+            self._stuck_logged[where] = time.monotonic()
+            log.error("partition %s is stuck: %s", where, reason)
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Join ``subscription.group`` and handle its topics in the background until ``stop()``."""
@@ -149,6 +197,8 @@ class KafkaBus(Bus):
             rebalance_timeout_ms=self._tuning.rebalance_timeout_ms,
             fetch_max_wait_ms=self._tuning.fetch_max_wait_ms,
             request_timeout_ms=self._tuning.request_timeout_ms,
+            # At least one whole record per fetch, so an oversized one is seen and parked.
+            max_partition_fetch_bytes=self._max_record_bytes + _REQUEST_OVERHEAD_BYTES,
         )
         await client.start()
         consumer = _Consumer(subscription, client)
@@ -227,13 +277,17 @@ class KafkaBus(Bus):
                 key=record.key,
                 value=record.value,
                 headers=tuple(record.headers),
+                timestamp_ms=record.timestamp if record.timestamp >= 0 else None,
             )
+            where = f"{tp.topic}[{tp.partition}]"
             done = await process_record(
                 raw,
                 consumer.subscription,
                 retry=self._retry,
                 dead_letter=self._dead_letter,
                 stopping=self._stopping,
+                max_record_bytes=self._max_record_bytes,
+                on_wait=functools.partial(self._report_stuck, where),
             )
             if not done:
                 return
@@ -259,18 +313,31 @@ class KafkaBus(Bus):
     async def _dead_letter(self, letter: DeadLetter) -> bool:
         # Committing a record whose dead letter was not written would lose it, so keep
         # trying until the broker takes it or the bus stops (then it stays uncommitted).
-        while True:
-            try:
-                if self._producer is None:
-                    return False
-                await self._producer.send_and_wait(
-                    letter.topic, letter.value, key=letter.key, headers=letter.headers
-                )
-                return True
-            except KafkaError as exc:
-                log.error("writing to %s failed: %r", letter.topic, exc)
-                if await stopped_within(self._stopping, _DLQ_RETRY_PAUSE_S):
-                    return False
+        origin = letter.origin
+        where = f"{origin.topic}[{origin.partition}]"
+        try:
+            while True:
+                try:
+                    if self._producer is None:
+                        return False
+                    await self._producer.send_and_wait(
+                        letter.topic, letter.value, key=letter.key, headers=letter.headers
+                    )
+                    return True
+                except MessageSizeTooLargeError:
+                    cut = truncated(letter)
+                    if cut is letter:
+                        # Even the cut dead letter is refused: nothing left to try but waiting.
+                        self._report_stuck(where, f"{letter.topic} refuses even a cut record")
+                        if await stopped_within(self._stopping, _STUCK_LOG_EVERY_S):
+                            return False
+                    letter = cut
+                except KafkaError as exc:
+                    self._report_stuck(where, f"cannot write to {letter.topic}: {exc!r}")
+                    if await stopped_within(self._stopping, _DLQ_RETRY_PAUSE_S):
+                        return False
+        finally:
+            self._report_stuck(where, None)
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 
 from schemas.base import Message
+from shared.auth import Signer
 from shared.transport.admin import with_dead_letter_topics
 from shared.transport.dlq import DeadLetter, RetryPolicy
 from shared.transport.envelope import Envelope, RawRecord, source_for
@@ -60,7 +62,8 @@ class InMemoryBroker:
         else:
             partition = zlib.crc32(key) % len(partitions)
         log = partitions[partition]
-        record = RawRecord(topic, partition, len(log), key, value, tuple(headers))
+        now_ms = int(time.time() * 1000)
+        record = RawRecord(topic, partition, len(log), key, value, tuple(headers), now_ms)
         log.append(record)
         self.notify()
         return record
@@ -119,6 +122,8 @@ class InMemoryBus(Bus):
         partitions: int = 4,
         retry: RetryPolicy | None = None,
         drain_timeout_s: float = 30.0,
+        signer: Signer | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> None:
         """Pass the same ``broker`` to several buses to let them talk to each other."""
         self.broker = broker or InMemoryBroker(default_partitions=partitions)
@@ -129,6 +134,8 @@ class InMemoryBus(Bus):
         self._retry = retry or RetryPolicy()
         self._drain_timeout_s = drain_timeout_s
         self._tasks: list[asyncio.Task[None]] = []
+        self._signer = signer
+        self._max_record_bytes = max_record_bytes
         self._stopping = asyncio.Event()
         self._started = False
 
@@ -172,7 +179,13 @@ class InMemoryBus(Bus):
             ce_id=ce_id,
             subject=subject,
             headers=headers,
+            signer=self._signer,
+            max_record_bytes=self._max_record_bytes,
         )
+
+    def health(self) -> dict[str, object]:
+        """Same shape as ``KafkaBus.health()``; in memory nothing gets stuck on a broker."""
+        return {"consumers": len(self._tasks), "stuck_partitions": {}}
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Consume the subscription's topics in the background until ``stop()``."""
@@ -240,6 +253,7 @@ class InMemoryBus(Bus):
                     retry=self._retry,
                     dead_letter=self._dead_letter,
                     stopping=self._stopping,
+                    max_record_bytes=self._max_record_bytes,
                 )
                 if not done:
                     return True

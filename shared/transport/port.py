@@ -18,9 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from schemas.base import Message
+from shared.auth import Authenticator, Principal
 from shared.resource import AsyncResource
 
-__all__ = ["Bus", "Delivery", "Handler", "Subscription", "TransientError"]
+__all__ = [
+    "Bus",
+    "Delivery",
+    "Handler",
+    "RecordTooLargeError",
+    "RejectedError",
+    "Subscription",
+    "TransientError",
+]
 
 
 class TransientError(Exception):
@@ -29,6 +38,23 @@ class TransientError(Exception):
     The bus retries the same record with backoff until the handler succeeds or the bus stops;
     such a record is never dead-lettered and never counts against the retry limit.
     """
+
+
+class RejectedError(Exception):
+    """Raised by a handler that refuses a well-formed message (a conflict, a stranger's result).
+
+    The bus dead-letters the record at once with ``reason`` (a ``DeadLetterReason`` value) and
+    moves on: retrying cannot make it acceptable.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class RecordTooLargeError(ValueError):
+    """A message whose record would exceed ``max_record_bytes``; it is not sent."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +72,9 @@ class Delivery:
     ce_time: datetime | None
     ce_subject: str | None
     headers: Mapping[str, bytes] = field(default_factory=dict)
+    #: Who signed the record, verified against the keyring; None when the subscription does
+    #: not authenticate or accepts this type unsigned. Never taken from the payload.
+    principal: Principal | None = None
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -59,6 +88,8 @@ class Subscription:
     group: str  # one group per service: agentlog.<service>
     handler: Handler
     service: str
+    #: Verifies signatures and who may send what; None accepts any record (audit readers).
+    authenticator: Authenticator | None = None
 
 
 class Bus(AsyncResource):

@@ -10,25 +10,38 @@ import asyncio
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from schemas.messages import GoalSubmitted
+from schemas.messages import DraftResult, GoalSubmitted, Provenance
+from shared.auth import (
+    Authenticator,
+    Keyring,
+    Principal,
+    Role,
+    Signer,
+    Verifier,
+)
+from shared.auth.keys import TrustedKey
 from shared.transport import (
     Bus,
     Delivery,
     Handler,
     RawRecord,
+    RecordTooLargeError,
+    RejectedError,
     RetryPolicy,
     Subscription,
     TransientError,
 )
+from shared.transport.envelope import encode_envelope
 
 __all__ = ["Collector", "TransportContract", "TransportHarness", "goal", "span_exporter"]
 
@@ -48,6 +61,8 @@ class TransportHarness(ABC):
         *,
         retry: RetryPolicy = FAST_RETRY,
         drain_timeout_s: float = WAIT_S,
+        signer: Signer | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> Bus:
         """A new, unstarted bus; buses from one harness share a broker."""
 
@@ -212,7 +227,7 @@ class TransportContract:
         seen = Collector()
         async with harness.make_bus("producer", [topic]) as bus:
             await self._consume(bus, topic, group, seen)
-            await bus.publish(topic, goal("headers"), key="wf-h", headers=custom)
+            await bus.publish(topic, goal("headers", "wf-h"), key="wf-h", headers=custom)
             [delivery] = await seen.wait_count(1)
         assert {name: delivery.headers[name] for name in custom} == custom
         assert "ce_id" in delivery.headers
@@ -231,7 +246,7 @@ class TransportContract:
 
         first = harness.make_bus("consumer", [topic], drain_timeout_s=0.2)
         async with first:
-            await first.publish(topic, goal("survive a crash"), key="wf-r", ce_id="id-r")
+            await first.publish(topic, goal("survive a crash", "wf-r"), key="wf-r", ce_id="id-r")
             await self._consume(first, topic, group, stuck)
             await asyncio.wait_for(started.wait(), timeout=WAIT_S)
         seen = Collector()
@@ -246,12 +261,12 @@ class TransportContract:
         """After a handler returned, a restarted group resumes after that record."""
         first_seen = Collector()
         async with harness.make_bus("consumer", [topic]) as first:
-            await first.publish(topic, goal("once"), key="wf-c", ce_id="id-1")
+            await first.publish(topic, goal("once", "wf-c"), key="wf-c", ce_id="id-1")
             await self._consume(first, topic, group, first_seen)
             await first_seen.wait_count(1)
         seen = Collector()
         async with harness.make_bus("consumer", [topic]) as second:
-            await second.publish(topic, goal("twice"), key="wf-c", ce_id="id-2")
+            await second.publish(topic, goal("twice", "wf-c"), key="wf-c", ce_id="id-2")
             await self._consume(second, topic, group, seen)
             await seen.wait_for(lambda d: any(x.ce_id == "id-2" for x in d))
         assert [d.ce_id for d in seen.deliveries] == ["id-2"]
@@ -310,8 +325,8 @@ class TransportContract:
             await seen(delivery)
 
         async with harness.make_bus("consumer", [topic]) as bus:
-            await bus.publish(topic, goal("poison"), key="wf-p", ce_id="poison")
-            await bus.publish(topic, goal("fine"), key="wf-p", ce_id="fine")
+            await bus.publish(topic, goal("poison", "wf-p"), key="wf-p", ce_id="poison")
+            await bus.publish(topic, goal("fine", "wf-p"), key="wf-p", ce_id="fine")
             await self._consume(bus, topic, group, handler)
             await seen.wait_count(1)
             [letter] = await harness.read_raw(f"{topic}.dlq", 1)
@@ -339,9 +354,9 @@ class TransportContract:
             await seen(delivery)
 
         async with harness.make_bus("consumer", [topic]) as bus:
-            await bus.publish(topic, goal("precious"), key="wf-t", ce_id="precious")
+            await bus.publish(topic, goal("precious", "wf-t"), key="wf-t", ce_id="precious")
             # Same key, so it queues behind: the first dead letter must be this one.
-            await bus.publish(topic, goal("poison"), key="wf-t", ce_id="poison")
+            await bus.publish(topic, goal("poison", "wf-t"), key="wf-t", ce_id="poison")
             await self._consume(bus, topic, group, handler)
             [delivery] = await seen.wait_count(1)
             [letter] = await harness.read_raw(f"{topic}.dlq", 1)
@@ -363,7 +378,7 @@ class TransportContract:
 
         async with harness.make_bus("producer", [topic]) as bus:
             await self._consume(bus, topic, group, handler)
-            await bus.publish(topic, goal("traced"), key="wf-t")
+            await bus.publish(topic, goal("traced", "wf-t"), key="wf-t")
             producer = await _finished_span(SpanKind.PRODUCER, f"send {topic}")
             consumer = await _finished_span(SpanKind.CONSUMER, f"process {topic}")
         assert producer.context is not None
@@ -372,3 +387,184 @@ class TransportContract:
         assert consumer.parent is not None
         assert consumer.parent.span_id == producer.context.span_id
         assert in_handler[0].span_id == consumer.context.span_id
+
+    # --- size limits ---------------------------------------------------------------
+
+    async def test_oversized_record_is_dead_lettered_cut_and_the_partition_moves_on(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """A record over max_record_bytes between two valid ones is parked cut (reason
+        oversized, original size and digest in headers); both valid ones are handled."""
+        limit = 20_000
+        seen = Collector()
+        async with harness.make_bus("consumer", [topic], max_record_bytes=limit) as bus:
+            await bus.publish(topic, goal("before", "wf-big"), key="wf-big", ce_id="before")
+            huge = b'{"goal": "' + b"x" * 50_000 + b'"}'
+            original = await harness.inject_raw(topic, b"wf-big", huge, ce_headers())
+            await bus.publish(topic, goal("after", "wf-big"), key="wf-big", ce_id="after")
+            await self._consume(bus, topic, group, seen)
+            delivered = await seen.wait_count(2)
+            [letter] = await harness.read_raw(f"{topic}.dlq", 1)
+        assert [d.ce_id for d in delivered] == ["before", "after"]
+        headers = dict(letter.headers)
+        assert headers["dlq_reason"] == b"oversized"
+        assert headers["dlq_original_size"] == str(original.size).encode()
+        assert len(headers["dlq_original_sha256"]) == 64
+        assert letter.value is not None
+        assert len(letter.value) == 1024
+        assert huge.startswith(letter.value)
+
+    async def test_publishing_an_oversized_message_is_refused_before_sending(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """publish() raises RecordTooLargeError for a record over the limit and sends nothing."""
+        seen = Collector()
+        async with harness.make_bus("producer", [topic], max_record_bytes=10_000) as bus:
+            with pytest.raises(RecordTooLargeError, match="10000-byte record limit"):
+                big = GoalSubmitted(
+                    workflow_id="wf-s", goal="y" * 3_999, constraints=["z" * 400] * 20
+                )
+                await bus.publish(topic, big, key="wf-s", ce_id="big")
+            await bus.publish(topic, goal("small", "wf-s"), key="wf-s", ce_id="small")
+            await self._consume(bus, topic, group, seen)
+            delivered = await seen.wait_count(1)
+        assert [d.ce_id for d in delivered] == ["small"]
+
+    # --- keys and authentication ---------------------------------------------------
+
+    async def test_record_keyed_for_another_workflow_is_dead_lettered(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """A record whose key is not its payload's workflow id is parked as key-mismatch."""
+        seen = Collector()
+        async with harness.make_bus("consumer", [topic]) as bus:
+            value = b'{"workflow_id": "wf-victim", "goal": "hijack the order"}'
+            await harness.inject_raw(topic, b"wf-other", value, ce_headers())
+            await bus.publish(topic, goal("fine", "wf-other"), key="wf-other", ce_id="fine")
+            await self._consume(bus, topic, group, seen)
+            delivered = await seen.wait_count(1)
+            [letter] = await harness.read_raw(f"{topic}.dlq", 1)
+        assert [d.ce_id for d in delivered] == ["fine"]
+        assert dict(letter.headers)["dlq_reason"] == b"key-mismatch"
+
+    async def test_signed_records_carry_the_verified_principal(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """A record signed by a trusted key is delivered with that principal, whatever the
+        payload claims about who sent it."""
+        keys = _Keys()
+        seen = Collector()
+        async with harness.make_bus("producer", [topic], signer=keys.signer("upstream")) as bus:
+            await bus.subscribe(
+                Subscription([topic], group, seen, "contract", authenticator=keys.authenticator)
+            )
+            claimed = GoalSubmitted(workflow_id="wf-sig", goal="signed", requested_by="root")
+            await bus.publish(topic, claimed, key="wf-sig")
+            [delivery] = await seen.wait_count(1)
+        assert delivery.principal == keys.principals["upstream"]
+
+    async def test_unsigned_forged_stale_and_unauthorised_records_are_dead_lettered(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """Unsigned, unknown-key, tampered and replayed (stale) records are parked as
+        unauthenticated, a result signed by another agent as unauthorized; a valid one passes."""
+        keys = _Keys()
+        stranger = _Keys()
+        draft = _draft_result("wf-auth")
+        old = datetime.now(UTC) - timedelta(hours=2)
+        forged = {
+            "unsigned": _raw(draft, None),
+            "unknown-key": _raw(draft, stranger.signer("writer")),
+            "tampered": _tampered(_raw(draft, keys.signer("writer"))),
+            "replayed": _raw(draft, keys.signer("writer"), time=old),
+            "wrong-agent": _raw(draft, keys.signer("critic")),
+        }
+        seen = Collector()
+        async with harness.make_bus("consumer", [topic], signer=keys.signer("writer")) as bus:
+            for value, headers in forged.values():
+                await harness.inject_raw(topic, b"wf-auth", value, headers)
+            await bus.publish(topic, draft, key="wf-auth", ce_id="genuine")
+            await bus.subscribe(
+                Subscription([topic], group, seen, "contract", authenticator=keys.authenticator)
+            )
+            delivered = await seen.wait_count(1)
+            letters = await harness.read_raw(f"{topic}.dlq", len(forged))
+        assert [d.ce_id for d in delivered] == ["genuine"]
+        assert delivered[0].principal == keys.principals["writer"]
+        reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in letters)
+        assert reasons == ["unauthenticated"] * 4 + ["unauthorized"]
+
+    async def test_handler_rejection_dead_letters_at_once_with_its_reason(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """A handler raising RejectedError is not retried: the record is parked with the
+        handler's reason and detail, and the next record is handled."""
+        calls: list[str] = []
+        seen = Collector()
+
+        async def handler(delivery: Delivery) -> None:
+            calls.append(delivery.ce_id)
+            if delivery.ce_id == "conflicting":
+                raise RejectedError("conflict", "workflow wf-x exists with another goal")
+            await seen(delivery)
+
+        async with harness.make_bus("consumer", [topic]) as bus:
+            await bus.publish(topic, goal("first", "wf-x"), key="wf-x", ce_id="conflicting")
+            await bus.publish(topic, goal("second", "wf-x"), key="wf-x", ce_id="next")
+            await self._consume(bus, topic, group, handler)
+            await seen.wait_count(1)
+            [letter] = await harness.read_raw(f"{topic}.dlq", 1)
+        assert calls == ["conflicting", "next"]
+        headers = dict(letter.headers)
+        assert headers["dlq_reason"] == b"conflict"
+        assert headers["dlq_error"] == b"workflow wf-x exists with another goal"
+
+
+class _Keys:
+    """A fresh set of principals with their keys, and an authenticator trusting them."""
+
+    def __init__(self) -> None:
+        self.principals = {
+            "upstream": Principal("upstream", Role.UPSTREAM),
+            "writer": Principal("writer", Role.AGENT, "writer"),
+            "critic": Principal("critic", Role.AGENT, "critic"),
+        }
+        self._private = {name: Ed25519PrivateKey.generate() for name in self.principals}
+        keyring = Keyring(
+            TrustedKey(principal, self._private[name].public_key())
+            for name, principal in self.principals.items()
+        )
+        self.authenticator = Authenticator(Verifier(keyring))
+
+    def signer(self, name: str) -> Signer:
+        """Signs as ``name``."""
+        return Signer(name, self._private[name])
+
+
+def _draft_result(workflow_id: str) -> DraftResult:
+    return DraftResult(
+        workflow_id=workflow_id,
+        task_id="writer-2",
+        attempt=1,
+        provenance=Provenance(provider="offline", model="m", strategy_version="v"),
+        draft="# Draft",
+    )
+
+
+def _raw(
+    message: DraftResult, signer: Signer | None, *, time: datetime | None = None
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    envelope = encode_envelope(
+        message, key=message.workflow_id, source="agentlog/raw", time=time or datetime.now(UTC)
+    )
+    headers = list(envelope.headers)
+    if signer is not None:
+        headers.append(
+            ("agentlog-signature", signer.header(dict(headers), envelope.key, envelope.value))
+        )
+    return envelope.value, headers
+
+
+def _tampered(raw: tuple[bytes, list[tuple[str, bytes]]]) -> tuple[bytes, list[tuple[str, bytes]]]:
+    value, headers = raw
+    return value.replace(b"# Draft", b"# Forged"), headers

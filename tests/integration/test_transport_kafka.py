@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.auth import Signer
 from shared.settings import KafkaTuning
 from shared.transport import Bus, KafkaBus, RawRecord, RetryPolicy
 from shared.transport.admin import ensure_topics
@@ -33,6 +34,8 @@ class KafkaHarness(TransportHarness):
         *,
         retry: RetryPolicy = FAST_RETRY,
         drain_timeout_s: float = WAIT_S,
+        signer: Signer | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> Bus:
         """A KafkaBus on the session's broker."""
         return KafkaBus(
@@ -42,6 +45,8 @@ class KafkaHarness(TransportHarness):
             topics=topics,
             retry=retry,
             drain_timeout_s=drain_timeout_s,
+            signer=signer,
+            max_record_bytes=max_record_bytes,
         )
 
     async def inject_raw(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from shared.auth import Signer
 from shared.transport import Bus, InMemoryBroker, InMemoryBus, RawRecord, RetryPolicy
 from tests.contracts.transport import (
     FAST_RETRY,
@@ -30,6 +31,8 @@ class MemoryHarness(TransportHarness):
         *,
         retry: RetryPolicy = FAST_RETRY,
         drain_timeout_s: float = WAIT_S,
+        signer: Signer | None = None,
+        max_record_bytes: int = 1_000_000,
     ) -> Bus:
         """An InMemoryBus on the shared broker."""
         return InMemoryBus(
@@ -38,6 +41,8 @@ class MemoryHarness(TransportHarness):
             topics=topics,
             retry=retry,
             drain_timeout_s=drain_timeout_s,
+            signer=signer,
+            max_record_bytes=max_record_bytes,
         )
 
     async def inject_raw(
