@@ -1,7 +1,7 @@
 """A downstream system reading agentlog's workflow outcomes, with nothing but aiokafka and json.
 
 Like upstream_producer.py this imports no agentlog code: it relies only on the topic table and
-``schemas/json/agentlog.workflow.completed.v1.json``. It reads ``agentlog.completions`` from
+``schemas/json/agentlog.workflow.completed.v2.json``. It reads ``agentlog.completions`` from
 the beginning in its own consumer group (it never commits, so every run replays the topic) and
 prints each completion event's JSON payload on one line of stdout.
 
@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 __all__ = ["build_parser", "consume", "main"]
 
 COMPLETIONS_TOPIC = "agentlog.completions"
-COMPLETION_TYPE = "agentlog.workflow.completed.v1"
+COMPLETION_TYPE = "agentlog.workflow.completed.v2"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-__all__ = ["Identifier", "LongText", "Message", "ShortText", "Text"]
+__all__ = ["DoorText", "GoalText", "Identifier", "LongText", "Message", "ShortText", "Text"]
 
 # Size limits on free text are part of the contract: a broker will carry anything, so the
 # application refuses oversized fields at the edge (see docs/design.md, "Sizes").
@@ -16,6 +16,11 @@ Identifier = Annotated[
 ShortText = Annotated[str, StringConstraints(max_length=500)]
 Text = Annotated[str, StringConstraints(max_length=4_000)]
 LongText = Annotated[str, StringConstraints(max_length=200_000)]
+# Text arriving from outside (goals, control messages): no NUL characters. PostgreSQL text
+# cannot hold them, so one would pass the door and fail every search attempt downstream.
+_NO_NUL = r"^[^\x00]*$"
+DoorText = Annotated[str, StringConstraints(max_length=500, pattern=_NO_NUL)]
+GoalText = Annotated[str, StringConstraints(min_length=3, max_length=4_000, pattern=_NO_NUL)]
 
 
 class Message(BaseModel):

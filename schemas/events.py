@@ -62,7 +62,10 @@ class WorkflowStarted(DomainEvent):
 
     goal: str
     constraints: list[ShortText] = Field(default_factory=list)
+    #: The goal's own claim of on whose behalf it was sent (not verified).
     requested_by: ShortText | None = None
+    #: The verified signer of the goal message (None: an unsigned goal, where allowed).
+    submitted_by: ShortText | None = None
     policy: WorkflowPolicy = Field(default_factory=WorkflowPolicy)
     started_at: datetime
 
@@ -159,6 +162,7 @@ class WorkflowCancelled(DomainEvent):
     """An operator pulled the kill-switch."""
 
     reason: ShortText
+    #: The verified signer of the cancel (before signing existed: the sender's claim).
     requested_by: ShortText | None = None
     finished_at: datetime
 

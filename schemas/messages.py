@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import uuid4
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field
 
-from schemas.base import Identifier, LongText, Message, ShortText, Text
+from schemas.base import DoorText, GoalText, Identifier, LongText, Message, ShortText, Text
 
 __all__ = [
     "AgentName",
     "CancelWorkflow",
     "Citation",
     "CompletionEvent",
+    "CompletionEventV1",
     "CritiqueResult",
     "CritiqueTask",
     "DraftResult",
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 AgentName = Literal["search", "writer", "critic", "summarizer"]
-GoalText = Annotated[str, StringConstraints(min_length=3, max_length=4_000)]
 
 
 def _new_workflow_id() -> str:
@@ -47,8 +47,10 @@ class GoalSubmitted(Message):
 
     workflow_id: Identifier = Field(default_factory=_new_workflow_id)
     goal: GoalText
-    constraints: list[ShortText] = Field(default_factory=list, max_length=20)
-    requested_by: ShortText | None = None
+    constraints: list[DoorText] = Field(default_factory=list, max_length=20)
+    #: On whose behalf the upstream system asks (its claim, shown as such). Who submitted the
+    #: goal is recorded from the verified signature, never from this field.
+    requested_by: DoorText | None = None
     max_revisions: int | None = Field(default=None, ge=0, le=10)
     submitted_at: AwareDatetime | None = None
 
@@ -220,17 +222,43 @@ class CancelWorkflow(Message):
     TYPE = "agentlog.control.cancel.v1"
 
     workflow_id: Identifier
-    reason: ShortText = "cancelled by operator"
-    requested_by: ShortText | None = None
+    reason: DoorText = "cancelled by operator"
+    #: Ignored: the supervisor records the verified signer as who cancelled. Kept so that
+    #: producers written against the first schema stay valid.
+    requested_by: DoorText | None = None
 
 
-class CompletionEvent(Message):
-    """What downstream systems consume from ``agentlog.completions``: a workflow's outcome."""
+class CompletionEventV1(Message):
+    """The first completion schema: a cancelled workflow was reported as ``failed``.
+
+    No longer published; kept so consumers reading old records still decode them.
+    """
 
     TYPE = "agentlog.workflow.completed.v1"
 
     workflow_id: Identifier
     outcome: Literal["completed", "failed"]
+    goal: GoalText
+    report: LongText | None = None
+    citations: list[Citation] = Field(default_factory=list, max_length=200)
+    reason: ShortText | None = None
+    revisions: int = Field(default=0, ge=0)
+    manifest_version: int = Field(default=0, ge=0)
+    last_version: int = Field(ge=1)
+    finished_at: datetime
+
+
+class CompletionEvent(Message):
+    """What downstream systems consume from ``agentlog.completions``: a workflow's outcome.
+
+    v2: a cancelled workflow has its own outcome, ``cancelled`` (v1 said ``failed``).
+    """
+
+    TYPE = "agentlog.workflow.completed.v2"
+    VERSION = 2
+
+    workflow_id: Identifier
+    outcome: Literal["completed", "failed", "cancelled"]
     goal: GoalText
     report: LongText | None = None
     citations: list[Citation] = Field(default_factory=list, max_length=200)

@@ -7,6 +7,7 @@ from schemas.events import RecordedEventMessage
 from schemas.messages import (
     CancelWorkflow,
     CompletionEvent,
+    CompletionEventV1,
     CritiqueResult,
     CritiqueTask,
     DraftResult,
@@ -42,6 +43,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         TaskFailure,
         CancelWorkflow,
         CompletionEvent,
+        CompletionEventV1,
         RecordedEventMessage,
     )
 }

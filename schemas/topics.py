@@ -94,7 +94,8 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         COMPLETIONS,
         "workflow id",
-        ("agentlog.workflow.completed.v1",),
+        # v1 is no longer published; older records on the topic still carry it.
+        ("agentlog.workflow.completed.v2", "agentlog.workflow.completed.v1"),
         ("supervisor",),
         ("downstream",),
     ),

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from schemas.events import WorkflowPolicy
 from schemas.messages import CancelWorkflow, GoalSubmitted, TaskResult
+from shared.auth import Principal, Role
 from shared.domain import (
     CancelRequested,
     GoalReceived,
@@ -16,6 +17,7 @@ from shared.domain import (
     Trigger,
     WorkflowState,
     WorkflowStatus,
+    admit,
     decide,
     replay,
 )
@@ -28,7 +30,7 @@ from shared.eventstore import (
 )
 from shared.runtime.clock import Clock
 from shared.runtime.codec import decode_history, encode_events
-from shared.transport import Delivery, TransientError
+from shared.transport import Delivery, RejectedError, TransientError
 
 __all__ = ["CONSUMER", "Supervisor"]
 
@@ -56,11 +58,12 @@ class Supervisor:
         """Handle one goal, result or control message (idempotent under redelivery)."""
         message = delivery.message
         now = self._clock.now()
+        principal = delivery.principal
         trigger: Trigger
         match message:
             case GoalSubmitted():
                 workflow_id = message.workflow_id
-                trigger = GoalReceived(message, self._defaults, now)
+                trigger = GoalReceived(message, self._defaults, now, _name(principal))
                 key = f"goal/{delivery.ce_id}"
             case TaskResult():
                 workflow_id = message.workflow_id
@@ -69,13 +72,21 @@ class Supervisor:
                 key = f"result/{workflow_id}/{message.task_id}/{message.attempt}"
             case CancelWorkflow():
                 workflow_id = message.workflow_id
-                trigger = CancelRequested(message, now)
+                trigger = CancelRequested(message, now, _name(principal))
                 key = f"control/{delivery.ce_id}"
             case _:
                 _log.warning("supervisor ignores %s from %s", delivery.ce_type, delivery.topic)
                 return
+        agent = principal.agent if principal is not None and principal.role is Role.AGENT else None
         try:
-            await self.execute(workflow_id, trigger, Tracking(CONSUMER, key), delivery.ce_id)
+            await self.execute(
+                workflow_id,
+                trigger,
+                Tracking(CONSUMER, key),
+                delivery.ce_id,
+                principal_agent=agent,
+                principal=_name(principal),
+            )
         except StoreUnavailableError as exc:
             raise TransientError(str(exc)) from exc
 
@@ -98,17 +109,31 @@ class Supervisor:
         trigger: Trigger,
         tracking: Tracking | None,
         causation_id: str | None,
+        *,
+        principal_agent: str | None = None,
+        principal: str | None = None,
     ) -> int:
-        """Decide and append; retried on a concurrent writer. Returns events appended."""
+        """Decide and append; retried on a concurrent writer. Returns events appended.
+
+        Raises ``RejectedError`` (nothing recorded) when the domain refuses the message.
+        """
         for _ in range(_MAX_CONFLICT_RETRIES):
             history = decode_history(await self._store.read(workflow_id))
             state = replay(workflow_id, history)
+            refusal = admit(state, trigger, principal_agent=principal_agent)
+            if refusal is not None:
+                _log.warning("refused for %s: %s", workflow_id, refusal.detail)
+                raise RejectedError(refusal.reason, refusal.detail)
             events = decide(state, trigger)
             if not events and tracking is None:
                 self._track(state)
                 return 0
             records = encode_events(
-                events, actor=CONSUMER, correlation_id=workflow_id, causation_id=causation_id
+                events,
+                actor=CONSUMER,
+                correlation_id=workflow_id,
+                causation_id=causation_id,
+                principal=principal,
             )
             try:
                 await self._store.append(workflow_id, records, state.version, tracking=tracking)
@@ -131,3 +156,7 @@ class Supervisor:
         elif state.status is WorkflowStatus.RUNNING:
             deadlines = [task.deadline for task in state.open_tasks]
             self.active[state.workflow_id] = min(deadlines) if deadlines else None
+
+
+def _name(principal: Principal | None) -> str | None:
+    return principal.name if principal is not None else None

@@ -15,10 +15,11 @@ from shared.domain import TERMINAL_EVENTS
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.clock import SystemClock
 from shared.runtime.lifecycle import configure_logging, run_until_signalled
+from shared.runtime.registry import registered
+from shared.runtime.wiring import authenticator_for, exit_on_misconfiguration, kafka_bus
 from shared.settings import Settings, load_settings
 from shared.telemetry import configure_tracing, shutdown_tracing
 from shared.transport import Subscription
-from shared.transport.kafka import KafkaBus
 
 __all__ = ["main", "policy_from", "serve"]
 
@@ -55,16 +56,13 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     configure_tracing("agentlog-supervisor", settings.otel_exporter)
     store = PostgresEventStore(settings.require_database_url())
-    bus = KafkaBus(
-        settings.require_kafka_bootstrap(),
-        service="supervisor",
-        tuning=settings.kafka,
-        topics=[t.name for t in TOPICS],
-        partitions=settings.topic_partitions,
-    )
+    bus = kafka_bus(settings, service="supervisor", topics=[t.name for t in TOPICS])
+    authenticator = authenticator_for(settings)
     lease = PostgresAdvisoryLease(settings.require_database_url())
     try:
-        async with store, bus, lease:
+        # Registered before connecting: `stack down` must find a service stuck reconnecting too.
+        health = getattr(bus, "health", None)
+        async with registered(settings, "supervisor", health) as registration, store, bus, lease:
             supervisor = Supervisor(store, SystemClock(), policy_from(settings))
             for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
                 if stream.last_type not in TERMINAL_EVENTS:
@@ -76,9 +74,11 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
                     "agentlog.supervisor",
                     supervisor.handle,
                     "supervisor",
+                    authenticator=authenticator,
                 )
             )
             _log.info("supervisor ready (%d active workflows)", len(supervisor.active))
+            registration.ready()
             async with asyncio.TaskGroup() as group:
                 group.create_task(relay.run(stop))
                 group.create_task(_watch_deadlines(supervisor, stop, 1.0))
@@ -89,4 +89,4 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
 def main() -> None:
     """``python -m services.supervisor``."""
     configure_logging("supervisor")
-    run_until_signalled(serve)
+    exit_on_misconfiguration(lambda: run_until_signalled(serve), "supervisor")()

@@ -12,6 +12,7 @@ from shared.domain import WorkflowState, completion_for, replay
 from shared.eventstore import EventStore
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.codec import decode_history
+from shared.runtime.wiring import kafka_bus
 from shared.settings import Settings
 from shared.transport import Delivery, Subscription
 from shared.transport.kafka import KafkaBus
@@ -37,13 +38,8 @@ def open_store(settings: Settings) -> EventStore:
 
 
 def _cli_bus(settings: Settings, topic: str) -> KafkaBus:
-    return KafkaBus(
-        settings.require_kafka_bootstrap(),
-        service="cli",
-        tuning=settings.kafka,
-        topics=[topic],
-        partitions=settings.topic_partitions,
-    )
+    # The CLI acts for an operator: its goals and control messages are signed as one.
+    return kafka_bus(settings, service="cli", topics=[topic], principal="operator")
 
 
 async def publish_goal(settings: Settings, goal: GoalSubmitted) -> str:

@@ -4,6 +4,7 @@ Nothing here performs I/O or reads a clock; time and identity come in as inputs,
 a recorded history always yields the same state and the same decisions.
 """
 
+from shared.domain.admission import Refusal, admit
 from shared.domain.decide import decide
 from shared.domain.outcome import completion_for
 from shared.domain.state import (
@@ -20,12 +21,14 @@ __all__ = [
     "TERMINAL_EVENTS",
     "CancelRequested",
     "GoalReceived",
+    "Refusal",
     "ResultReceived",
     "TaskState",
     "Tick",
     "Trigger",
     "WorkflowState",
     "WorkflowStatus",
+    "admit",
     "completion_for",
     "decide",
     "replay",

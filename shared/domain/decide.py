@@ -74,7 +74,7 @@ def decide(state: WorkflowState, trigger: Trigger) -> list[DomainEvent]:
             decision.emit(
                 WorkflowCancelled(
                     reason=trigger.cancel.reason,
-                    requested_by=trigger.cancel.requested_by,
+                    requested_by=trigger.principal,
                     finished_at=trigger.now,
                 )
             )
@@ -95,6 +95,7 @@ def _start(decision: _Decision, trigger: GoalReceived) -> None:
             goal=goal.goal,
             constraints=list(goal.constraints),
             requested_by=goal.requested_by,
+            submitted_by=trigger.principal,
             policy=policy,
             started_at=trigger.now,
         )

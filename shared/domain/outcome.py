@@ -28,7 +28,7 @@ def completion_for(state: WorkflowState, final: DomainEvent) -> CompletionEvent 
         case WorkflowFailed() | WorkflowCancelled():
             return CompletionEvent(
                 workflow_id=state.workflow_id,
-                outcome="failed",
+                outcome="cancelled" if isinstance(final, WorkflowCancelled) else "failed",
                 goal=state.goal,
                 reason=final.reason,
                 revisions=max(state.revision, 0),

@@ -18,6 +18,8 @@ class GoalReceived:
     goal: GoalSubmitted
     defaults: WorkflowPolicy
     now: datetime
+    #: The verified signer of the goal (None for an unsigned goal, where allowed).
+    principal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class CancelRequested:
 
     cancel: CancelWorkflow
     now: datetime
+    #: The verified signer: recorded as who cancelled, whatever the message claims.
+    principal: str | None = None
 
 
 @dataclass(frozen=True)

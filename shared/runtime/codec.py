@@ -26,10 +26,15 @@ def encode_events(
     actor: str,
     correlation_id: str,
     causation_id: str | None,
+    principal: str | None = None,
 ) -> list[NewEvent]:
-    """Store records for new domain events, with causation and trace metadata."""
+    """Store records for new domain events, with causation and trace metadata.
+
+    ``principal`` is the verified signer of the message that caused them (the audit's "who").
+    """
     metadata: dict[str, Any] = {
         "actor": actor,
+        "principal": principal,
         "correlation_id": correlation_id,
         "causation_id": causation_id,
         "trace_context": trace_carrier(),

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from schemas.messages import AgentName, TaskCommand, TaskResult
@@ -14,10 +15,11 @@ from shared.llm.factory import build_model
 from shared.llm.port import LanguageModel
 from shared.runtime.clock import SystemClock
 from shared.runtime.lifecycle import configure_logging, run_until_signalled
+from shared.runtime.registry import registered
+from shared.runtime.wiring import authenticator_for, exit_on_misconfiguration, kafka_bus
 from shared.runtime.worker import Perform, TaskWorker
 from shared.settings import Settings, load_settings
 from shared.telemetry import configure_tracing, shutdown_tracing
-from shared.transport.kafka import KafkaBus
 
 __all__ = ["PerformFactory", "model_agent", "serve_worker", "worker_entrypoint"]
 
@@ -39,20 +41,21 @@ async def serve_worker(
     """Run one worker agent until ``stop`` is set."""
     settings = settings or load_settings()
     configure_tracing(f"agentlog-{agent}", settings.otel_exporter)
-    bus = KafkaBus(
-        settings.require_kafka_bootstrap(),
-        service=agent,
-        tuning=settings.kafka,
-        topics=[task_topic(agent), RESULTS],
-        partitions=settings.topic_partitions,
-    )
+    bus = kafka_bus(settings, service=agent, topics=[task_topic(agent), RESULTS])
+    # Only the supervisor's signed tasks are worked on: a forged task would spend model budget.
+    authenticator = authenticator_for(settings)
     try:
         async with contextlib.AsyncExitStack() as resources:
+            # Registered before connecting: `stack down` must find a worker stuck reconnecting.
+            registration = await resources.enter_async_context(
+                registered(settings, agent, getattr(bus, "health", None))
+            )
             perform = await make_perform(settings, resources)
             await resources.enter_async_context(bus)
             worker = TaskWorker(agent, task_type, perform, bus, SystemClock())
-            await bus.subscribe(worker.subscription())
+            await bus.subscribe(replace(worker.subscription(), authenticator=authenticator))
             _log.info("%s ready", agent)
+            registration.ready()
             await stop.wait()
             _log.info("%s stopping after %d tasks", agent, worker.completed)
     finally:
@@ -85,6 +88,11 @@ def worker_entrypoint(
 
     def main() -> None:
         configure_logging(agent)
-        run_until_signalled(lambda stop: serve_worker(stop, agent, task_type, make_perform))
+        exit_on_misconfiguration(
+            lambda: run_until_signalled(
+                lambda stop: serve_worker(stop, agent, task_type, make_perform)
+            ),
+            agent,
+        )()
 
     return main

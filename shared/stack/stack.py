@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from shared.auth import ensure_development_keys
+from shared.runtime.registry import StoppedService, stop_services
 from shared.stack.broker import EmbeddedBroker
 from shared.stack.postgres import EmbeddedPostgres
 from shared.stack.process import find_free_port, port_accepting, process_alive, wait_until
@@ -121,6 +123,9 @@ class EmbeddedStack:
         """Make both components healthy, starting or restarting what is not; idempotent."""
         self._make_state_dir()
         with self._locked():
+            # Development signing keys for every service, the CLI and an upstream system
+            # (kept across restarts: running services hold them).
+            ensure_development_keys(self.state_dir / "keys")
             previous = read_state(self._state_file)
             postgres, pg_outcome = self._ensure_postgres(previous)
             broker, broker_outcome = self._ensure_broker(previous)
@@ -151,16 +156,20 @@ class EmbeddedStack:
             kafka_bootstrap=kafka_bootstrap(state.broker.port) if state else None,
         )
 
-    def down(self) -> None:
-        """Stop both components and forget them; leaves no process behind. Idempotent."""
+    def down(self) -> list[StoppedService]:
+        """Stop the registered services, then both components, and forget them; leaves no
+        process behind. Idempotent. Returns the services it stopped."""
         if not self.state_dir.is_dir():
-            return
+            return []
         with self._locked():
+            # Services first: stopped after the stack, they would reconnect in a loop forever.
+            stopped = stop_services(self.state_dir)
             state = read_state(self._state_file)
             if state is not None:
                 self._broker.stop(state.broker)
             self._postgres.stop()
             remove_state(self._state_file)
+        return stopped
 
     def _ensure_postgres(self, previous: StackState | None) -> tuple[ProcessRecord, Outcome]:
         running = self._postgres.running()

@@ -22,6 +22,7 @@ def service_env(stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory)
     return {
         "AGENTLOG_DATABASE_URL": stack_info.database_url,
         "AGENTLOG_KAFKA_BOOTSTRAP": stack_info.kafka_bootstrap,
+        "AGENTLOG_AUTH_KEYS_DIR": str(stack_info.keys_dir),
         "AGENTLOG_DOCS_DIR": str(corpus),
         "AGENTLOG_MEMORY_LIMIT_CHARS": "3000",
         "AGENTLOG_MANIFEST_BUDGET_CHARS": "1500",

@@ -48,7 +48,7 @@ async def _await_completions(
                 for records in batches.values():
                     for record in records:
                         headers = dict(record.headers)
-                        assert headers["ce_type"] == b"agentlog.workflow.completed.v1"
+                        assert headers["ce_type"] == b"agentlog.workflow.completed.v2"
                         event = json.loads(record.value)
                         if event["workflow_id"] in workflow_ids:
                             found[event["workflow_id"]] = event

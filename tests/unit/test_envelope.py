@@ -78,11 +78,11 @@ def test_encode_refuses_to_override_envelope_headers() -> None:
 
 def test_decode_round_trips_message_and_attributes() -> None:
     """Decoding an encoded record gives back the message, attributes and raw headers."""
-    envelope = _encoded(ce_id="id-1", subject="subj", headers={"x": b"\xff"})
+    envelope = _encoded(ce_id="id-1", subject="wf-1", headers={"x": b"\xff"})
     delivery = decode_envelope(_record(envelope))
     assert delivery.message == GOAL
     assert (delivery.topic, delivery.partition, delivery.offset) == ("t", 2, 7)
-    assert (delivery.key, delivery.ce_id, delivery.ce_subject) == ("wf-1", "id-1", "subj")
+    assert (delivery.key, delivery.ce_id, delivery.ce_subject) == ("wf-1", "id-1", "wf-1")
     assert delivery.ce_source == "agentlog/test"
     assert delivery.ce_time == WHEN
     assert delivery.headers["x"] == b"\xff"

@@ -15,6 +15,7 @@ from schemas import (
     CancelWorkflow,
     Citation,
     CompletionEvent,
+    CompletionEventV1,
     CritiqueResult,
     CritiqueTask,
     DraftResult,
@@ -78,6 +79,14 @@ def _samples() -> list[Message]:
             report="# Report",
             citations=[Citation(source_id="doc-1")],
             last_version=9,
+            finished_at=NOW,
+        ),
+        CompletionEventV1(
+            workflow_id="wf-1",
+            outcome="failed",
+            goal="Explain it",
+            reason="cancelled by operator",
+            last_version=4,
             finished_at=NOW,
         ),
         RecordedEventMessage(
@@ -260,3 +269,23 @@ def test_wire_validation_is_strict_about_types() -> None:
         SearchTask.model_validate_json(json.dumps(payload))
     payload["attempt"] = 1
     assert SearchTask.model_validate_json(json.dumps(payload)).deadline.tzinfo is not None
+
+
+def test_a_cancelled_workflow_has_its_own_outcome_from_completion_v2() -> None:
+    """Completion v2 accepts outcome 'cancelled'; v1 (still decodable) never did."""
+    fields = {"workflow_id": "wf-1", "goal": "Explain it", "last_version": 3, "finished_at": NOW}
+    assert CompletionEvent(outcome="cancelled", **fields).TYPE.endswith(".v2")
+    with pytest.raises(ValidationError):
+        CompletionEventV1(outcome="cancelled", **fields)
+
+
+def test_goal_and_control_text_refuse_nul_characters() -> None:
+    """A NUL in a goal, constraint or cancel reason is refused at the door (Postgres cannot
+    store it downstream)."""
+    with pytest.raises(ValidationError):
+        GoalSubmitted(goal="explain\u0000 replay")
+    with pytest.raises(ValidationError):
+        GoalSubmitted(goal="explain replay", constraints=["avoid: \u0000"])
+    with pytest.raises(ValidationError):
+        CancelWorkflow(workflow_id="wf-1", reason="stop\u0000")
+    assert GoalSubmitted(goal="explain replay").goal == "explain replay"

@@ -1,0 +1,82 @@
+"""Whether an incoming message may act on a workflow at all, before anything is decided.
+
+``decide`` quietly ignores what is merely late or repeated (a stale attempt, the same goal
+again): that is normal at-least-once traffic. What ``admit`` refuses is different: a message
+that means something else than the workflow it names — a second goal under an existing id, a
+result for a workflow or task that never existed, a result from an agent the task was not
+given to. Those are refused visibly (the supervisor dead-letters them) and change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.messages import GoalSubmitted, TaskResult
+from shared.agents.constraints import constraint_problem
+from shared.domain.state import WorkflowState, WorkflowStatus
+from shared.domain.triggers import CancelRequested, GoalReceived, ResultReceived, Tick, Trigger
+
+__all__ = ["Refusal", "admit"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a message is refused: a dead-letter reason and one line for people."""
+
+    reason: str
+    detail: str
+
+
+def admit(state: WorkflowState, trigger: Trigger, *, principal_agent: str | None) -> Refusal | None:
+    """None when ``trigger`` may be decided on; else why not.
+
+    ``principal_agent`` is the agent the verified signer speaks for (None when the message was
+    not authenticated as an agent).
+    """
+    match trigger:
+        case GoalReceived():
+            return _admit_goal(state, trigger.goal)
+        case ResultReceived():
+            return _admit_result(state, trigger.result, principal_agent)
+        case CancelRequested() if state.status is WorkflowStatus.NEW:
+            return Refusal("unknown-workflow", f"no workflow {trigger.cancel.workflow_id!r}")
+        case CancelRequested() | Tick():
+            return None
+
+
+def _admit_goal(state: WorkflowState, goal: GoalSubmitted) -> Refusal | None:
+    if state.status is WorkflowStatus.NEW:
+        problem = constraint_problem(goal.constraints)
+        return Refusal("invalid", problem) if problem else None
+    # The same goal again is a redelivery or a retrying client: idempotent, not an error.
+    same = (
+        goal.goal == state.goal
+        and list(goal.constraints) == state.constraints
+        and (goal.max_revisions is None or goal.max_revisions == state.policy.max_revisions)
+    )
+    if same:
+        return None
+    return Refusal(
+        "conflict",
+        f"workflow {state.workflow_id!r} already exists with a different goal or constraints; "
+        "choose another workflow id",
+    )
+
+
+def _admit_result(
+    state: WorkflowState, result: TaskResult, principal_agent: str | None
+) -> Refusal | None:
+    if state.status is WorkflowStatus.NEW:
+        return Refusal("unknown-workflow", f"result for unknown workflow {result.workflow_id!r}")
+    task = state.tasks.get(result.task_id)
+    if task is None:
+        return Refusal("invalid", f"workflow {result.workflow_id!r} has no task {result.task_id!r}")
+    if result.agent != task.agent or (
+        principal_agent is not None and principal_agent != task.agent
+    ):
+        sender = principal_agent or result.agent
+        return Refusal(
+            "unauthorized",
+            f"task {result.task_id} was assigned to the {task.agent} agent, not to {sender}",
+        )
+    return None
