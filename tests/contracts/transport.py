@@ -420,10 +420,8 @@ class TransportContract:
         """publish() raises RecordTooLargeError for a record over the limit and sends nothing."""
         seen = Collector()
         async with harness.make_bus("producer", [topic], max_record_bytes=10_000) as bus:
+            big = GoalSubmitted(workflow_id="wf-s", goal="y" * 3_999, constraints=["z" * 400] * 20)
             with pytest.raises(RecordTooLargeError, match="10000-byte record limit"):
-                big = GoalSubmitted(
-                    workflow_id="wf-s", goal="y" * 3_999, constraints=["z" * 400] * 20
-                )
                 await bus.publish(topic, big, key="wf-s", ce_id="big")
             await bus.publish(topic, goal("small", "wf-s"), key="wf-s", ce_id="small")
             await self._consume(bus, topic, group, seen)
