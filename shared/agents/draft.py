@@ -16,6 +16,10 @@ Prose paragraph ... [docs/design.md#3] [docs/ops.md#1]
 
 Other ``##`` headings may structure the body; they are not paragraphs. Fenced code blocks are
 not prose and carry no citation duty.
+
+Every citation marker outside code and the Sources list (title, headings, paragraphs, gaps) is
+recorded in ``ParsedDraft.markers``, including look-alikes such as "[some source]": the critic
+requires each to be a known source and the Sources list to name exactly them.
 """
 
 from __future__ import annotations
@@ -24,13 +28,23 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.llm.text import clip, contains_term, extract_citations, word_count
+from shared.llm.text import (
+    CITATION,
+    citation_markers,
+    clip,
+    contains_term,
+    extract_citations,
+    neutralize_markup,
+    word_count,
+)
 
 __all__ = [
     "GAPS_HEADING",
     "SOURCES_HEADING",
+    "CitationMarker",
     "DraftParagraph",
     "ParsedDraft",
+    "cited_sources",
     "parse_draft",
     "render_draft",
     "strip_frame",
@@ -42,6 +56,7 @@ GAPS_HEADING = "Gaps"
 SOURCES_HEADING = "Sources"
 _SOURCE_HEADINGS = frozenset({"sources", "references"})
 _ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_LISTED = re.compile(rf"^\s*(?:(?:[-*+]|\d{{1,3}}[.)])\s+)?{CITATION.pattern}")
 _REQUEST = re.compile(
     r"^(?:please\s+)?(?:(?:write|draft|produce|create|prepare|compose|give|provide)\s+(?:me\s+)?"
     r"(?:an?\s+|the\s+)?(?:(?:short|brief|concise|detailed|one-page|quick)\s+)*"
@@ -62,6 +77,15 @@ class DraftParagraph:
 
 
 @dataclass(frozen=True)
+class CitationMarker:
+    """A citation marker and where a reader sees it: title, heading, paragraph or gaps."""
+
+    source_id: str
+    place: str
+    paragraph: int | None = None
+
+
+@dataclass(frozen=True)
 class ParsedDraft:
     """A draft split into title, body paragraphs, gap statements and listed sources."""
 
@@ -69,6 +93,7 @@ class ParsedDraft:
     paragraphs: tuple[DraftParagraph, ...]
     gaps: tuple[str, ...]
     sources: tuple[str, ...]
+    markers: tuple[CitationMarker, ...] = ()
 
     def prose(self) -> str:
         """Body and gap text: what coverage, mention and banned-term checks read."""
@@ -84,6 +109,10 @@ class ParsedDraft:
         """Distinct ids the body paragraphs cite, in order of first citation."""
         return list(dict.fromkeys(c for p in self.paragraphs for c in p.citations))
 
+    def marker_ids(self) -> list[str]:
+        """Distinct ids of every citation marker outside code and the Sources list, in order."""
+        return list(dict.fromkeys(m.source_id for m in self.markers))
+
 
 def parse_draft(markdown: str) -> ParsedDraft:
     """Parse a draft in the report format; tolerant of whatever a remote model wrote."""
@@ -92,6 +121,7 @@ def parse_draft(markdown: str) -> ParsedDraft:
     paragraphs: list[DraftParagraph] = []
     gaps: list[str] = []
     sources: list[str] = []
+    markers: list[CitationMarker] = []
     block: list[str] = []
     in_fence = False
 
@@ -102,11 +132,15 @@ def parse_draft(markdown: str) -> ParsedDraft:
         block.clear()
         if section == "gaps":
             gaps.extend(_ITEM.sub("", line).strip() for line in text.splitlines() if line.strip())
+            markers.extend(CitationMarker(m, "gaps") for m in citation_markers(text))
         elif section == "sources":
-            sources.extend(extract_citations(text)[1])
+            # Only an item's leading id is the source; its title is the source's own words.
+            sources.extend(m.group(1) for line in text.splitlines() if (m := _LISTED.match(line)))
         else:
             clean, cited = extract_citations(text)
-            paragraphs.append(DraftParagraph(len(paragraphs) + 1, clean, tuple(cited)))
+            number = len(paragraphs) + 1
+            paragraphs.append(DraftParagraph(number, clean, tuple(cited)))
+            markers.extend(CitationMarker(m, "paragraph", number) for m in citation_markers(text))
 
     for raw in markdown.splitlines():
         line = raw.strip()
@@ -120,6 +154,8 @@ def parse_draft(markdown: str) -> ParsedDraft:
             flush()
             level = len(line) - len(line.lstrip("#"))
             heading = line.lstrip("#").strip()
+            place = "title" if level == 1 and not title else "heading"
+            markers.extend(CitationMarker(m, place) for m in citation_markers(heading))
             if level == 1 and not title:
                 title = heading
             elif heading.casefold() in _SOURCE_HEADINGS:
@@ -134,7 +170,16 @@ def parse_draft(markdown: str) -> ParsedDraft:
         else:
             block.append(line)
     flush()
-    return ParsedDraft(title, tuple(paragraphs), tuple(gaps), tuple(sources))
+    return ParsedDraft(title, tuple(paragraphs), tuple(gaps), tuple(sources), tuple(markers))
+
+
+def cited_sources(markdown: str) -> list[str]:
+    """Distinct ids a report cites inline (title, headings, paragraphs, gaps), in order.
+
+    What a completed report's citation list must be: the ids a reader sees cited, not what the
+    writer said it cited.
+    """
+    return parse_draft(markdown).marker_ids()
 
 
 def strip_frame(markdown: str) -> str:
@@ -155,12 +200,20 @@ def strip_frame(markdown: str) -> str:
 
 
 def render_draft(title: str, body: str, sources: Sequence[tuple[str, str]]) -> str:
-    """The full report: title, body and the list of cited sources."""
-    listed = "\n".join(f"- [{sid}] {stitle}".rstrip() for sid, stitle in sources)
-    parts = [f"# {title}", body.strip()]
+    """The full report: title, body and the list of cited sources.
+
+    The title (from the goal) and the source titles (from the passages) are neutralised: a
+    bracket in either would read as a citation the Sources list does not hold.
+    """
+    listed = "\n".join(f"- [{sid}] {_one_line(stitle)}".rstrip() for sid, stitle in sources)
+    parts = [f"# {_one_line(title) or 'Report'}", body.strip()]
     if listed:
         parts.append(f"## {SOURCES_HEADING}\n\n{listed}")
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(neutralize_markup(text).split())
 
 
 def title_from_goal(goal: str, *, banned: Sequence[str] = ()) -> str:

@@ -1,10 +1,15 @@
-"""The critic's rubric: five explicit checks, each with tagged, actionable findings.
+"""The critic's rubric: six explicit checks, each with tagged, actionable findings.
 
-Checks (always all five, so scores compare across drafts):
+Checks (always all six, so scores compare across drafts):
 
 - ``goal_coverage``: every key term of the goal appears in the body or the Gaps section;
-- ``citations``: every body paragraph cites a source, every cited id is a known source, and at
-  least ``min sources`` distinct sources are cited when a constraint asks for it;
+- ``citations``: every body paragraph cites a source, and at least ``min sources`` distinct
+  known sources are cited when a constraint asks for it;
+- ``citations_known``: every citation marker a reader sees (title, headings, paragraphs, gaps;
+  look-alikes such as "[a source]" included) is one of the task's sources, and the Sources list
+  names exactly the cited ids. Deterministic whatever the model: it is what stops a passage
+  that carries a forged marker from reaching an approved report with a citation its citation
+  list does not hold;
 - ``length``: words of body and gaps within the limits (defaults, overridden by constraints);
 - ``banned_content``: no banned term anywhere (title included);
 - ``required_mentions``: every ``must mention`` term appears in the body or the Gaps section.
@@ -12,7 +17,8 @@ Checks (always all five, so scores compare across drafts):
 Each finding renders as one feedback line starting with a machine-readable tag, e.g.
 ``[banned] Remove "simply" (paragraph 2).``; ``parse_finding`` reads such a line back, which
 is how the writer turns feedback into edits. Tags: missing-term, uncited, unknown-source,
-min-sources, too-long, too-short, banned, must-mention; ``note`` marks information only.
+sources-list, min-sources, too-long, too-short, banned, must-mention; ``note`` marks
+information only.
 """
 
 from __future__ import annotations
@@ -35,7 +41,14 @@ __all__ = [
     "parse_finding",
 ]
 
-CHECKS = ("goal_coverage", "citations", "length", "banned_content", "required_mentions")
+CHECKS = (
+    "goal_coverage",
+    "citations",
+    "citations_known",
+    "length",
+    "banned_content",
+    "required_mentions",
+)
 _LINE = re.compile(r"^\[(?P<tag>[a-z][a-z-]*)\]\s*(?P<body>.*)$", re.DOTALL)
 _QUOTED = re.compile(r'"([^"]*)"')
 _LIMIT = re.compile(r"\bat (?:most|least) (\d+)\b")
@@ -133,6 +146,7 @@ def evaluate(
     checks = (
         _coverage(goal, draft, notes),
         _citations(draft, source_ids, constraints.min_sources),
+        _citations_known(draft, source_ids),
         _length(draft, constraints, limits),
         _banned(draft, constraints.banned),
         _mentions(draft, constraints.must_mention, notes),
@@ -171,40 +185,66 @@ def _citations(
     draft: ParsedDraft, source_ids: Sequence[str], min_sources: int | None
 ) -> CheckOutcome:
     known = set(source_ids)
-    findings: list[Finding] = []
-    for paragraph in draft.paragraphs:
-        if not paragraph.citations:
-            findings.append(
-                _finding(
-                    "uncited",
-                    f"Paragraph {paragraph.number} cites no source.",
-                    paragraph=paragraph.number,
-                )
-            )
-        for cited in paragraph.citations:
-            if cited not in known:
-                body = (
-                    f"Paragraph {paragraph.number} cites {_quote(cited)}, "
-                    "which is not among the sources."
-                )
-                findings.append(
-                    _finding("unknown-source", body, term=cited, paragraph=paragraph.number)
-                )
+    findings = [
+        _finding("uncited", f"Paragraph {p.number} cites no source.", paragraph=p.number)
+        for p in draft.paragraphs
+        if not p.citations
+    ]
     distinct = len([c for c in draft.cited_ids() if c in known])
     if min_sources is not None and distinct < min_sources:
         body = f"Cite at least {min_sources} distinct sources (now {distinct})."
         findings.append(_finding("min-sources", body, limit=min_sources))
     if not findings:
         return CheckOutcome(
-            "citations", True, f"cites a known source in every paragraph ({distinct} sources)"
+            "citations", True, f"cites a source in every paragraph ({distinct} known sources)"
         )
-    counts = {tag: sum(f.tag == tag for f in findings) for tag in ("uncited", "unknown-source")}
-    parts = [f"has {counts['uncited']} uncited paragraph(s)"] if counts["uncited"] else []
-    if counts["unknown-source"]:
-        parts.append(f"cites {counts['unknown-source']} unknown source(s)")
+    uncited = sum(f.tag == "uncited" for f in findings)
+    parts = [f"has {uncited} uncited paragraph(s)"] if uncited else []
     if min_sources is not None and distinct < min_sources:
         parts.append(f"cites {distinct} of the {min_sources} required sources")
     return CheckOutcome("citations", False, " and ".join(parts), tuple(findings))
+
+
+_PLACES = {"title": "The title", "heading": "A heading", "gaps": "The Gaps section"}
+
+
+def _citations_known(draft: ParsedDraft, source_ids: Sequence[str]) -> CheckOutcome:
+    known = set(source_ids)
+    findings: list[Finding] = []
+    reported: set[tuple[str, int | None, str]] = set()
+    for marker in draft.markers:
+        key = (marker.place, marker.paragraph, marker.source_id)
+        if marker.source_id in known or key in reported:
+            continue
+        reported.add(key)
+        where = (
+            f"Paragraph {marker.paragraph}"
+            if marker.paragraph is not None
+            else _PLACES.get(marker.place, "The report")
+        )
+        body = f"{where} cites {_quote(marker.source_id)}, which is not among the sources."
+        findings.append(
+            _finding("unknown-source", body, term=marker.source_id, paragraph=marker.paragraph)
+        )
+    unknown = len(findings)
+    cited = draft.marker_ids()
+    listed = list(dict.fromkeys(draft.sources))
+    for sid in cited:
+        if sid in known and sid not in listed:
+            body = f"List {_quote(sid)} under Sources: the report cites it."
+            findings.append(_finding("sources-list", body, term=sid))
+    for sid in listed:
+        if sid not in cited:
+            body = f"Drop {_quote(sid)} from Sources: the report does not cite it."
+            findings.append(_finding("sources-list", body, term=sid))
+    if not findings:
+        return CheckOutcome(
+            "citations_known", True, "cites only known sources, each listed under Sources"
+        )
+    parts = [f"cites {unknown} unknown source(s)"] if unknown else []
+    if len(findings) > unknown:
+        parts.append("lists sources that differ from its citations")
+    return CheckOutcome("citations_known", False, " and ".join(parts), tuple(findings))
 
 
 def _length(draft: ParsedDraft, constraints: Constraints, limits: RubricLimits) -> CheckOutcome:

@@ -5,6 +5,11 @@ adds the frame it can get right by itself: the title and the list of the sources
 On revisions the critique's tagged feedback becomes structured directives for the offline model
 and a checklist in the prompt of a remote one. The first draft does not read the free-text
 constraints: checking them is the critic's job, and its feedback drives the revision.
+
+Passages are untrusted text. A remote model is shown them neutralised
+(``shared.llm.text.neutralize_markup``: no brackets, so no citation markers or fake passage
+headers, and no headings), the offline model neutralises every sentence it quotes, and the
+Sources list holds only passage ids the body cites. The critic checks the result either way.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from shared.agents.draft import (
 from shared.agents.rubric import parse_finding
 from shared.llm.contexts import DirectiveData, ParagraphData, PassageData, WriteContext
 from shared.llm.port import CompletionRequest, LanguageModel
-from shared.llm.text import clip
+from shared.llm.text import clip, neutralize_markup
 
 __all__ = [
     "DEFAULT_TARGET_WORDS",
@@ -101,7 +106,9 @@ def _prompt(task: WriteTask) -> str:
     shown: list[str] = []
     budget = _PROMPT_SOURCE_CHARS
     for passage in task.passages:
-        block = f"[{passage.source_id}] {passage.title}\n{passage.text}"
+        # Only the header's id is a citable marker; the passage's own brackets are gone.
+        title = " ".join(neutralize_markup(passage.title).split())
+        block = f"[{passage.source_id}] {title}\n{neutralize_markup(passage.text).strip()}"
         if len(block) > budget:
             break
         shown.append(block)
@@ -131,7 +138,9 @@ async def write_draft(task: WriteTask, model: LanguageModel) -> DraftResult:
     # A revision keeps its title (minus banned words) so older feedback stays satisfied.
     title = without_terms(previous_title, banned) if previous_title else title_from_goal(task.goal)
     titles = {p.source_id: p.title for p in task.passages}
-    cited = [sid for sid in parse_draft(body).cited_ids() if sid in titles][:_MAX_CITED]
+    # Every id a reader sees cited (gaps and headings too), so the Sources list matches the text;
+    # unknown ids stay out of it, and the critic sends the draft back for them.
+    cited = [sid for sid in parse_draft(body).marker_ids() if sid in titles][:_MAX_CITED]
     draft = render_draft(title, body, [(sid, titles[sid]) for sid in cited])
     return DraftResult(
         workflow_id=task.workflow_id,

@@ -3,6 +3,10 @@
 ``Corpus`` turns the passages of a write task into candidate sentences scored once against the
 goal: 0.6 x TF-IDF relevance to the goal + 0.3 x salience (closeness to the centroid of all
 sentences) + 0.1 x the passage's search rank.
+
+Passages are untrusted: every sentence goes through ``neutralize_markup`` before it can reach a
+draft, so a passage cannot put a citation marker, a link or a heading into the report. The
+draft's citations are only ever the ids of the passages the sentences came from.
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ from dataclasses import dataclass, field
 from shared.llm.contexts import PassageData
 from shared.llm.scoring import TfIdf, Vector, centroid, cosine
 from shared.llm.text import (
-    CITATION,
     contains_term,
     content_terms,
     ensure_period,
     markdown_sentences,
+    neutralize_markup,
     normalize,
     word_count,
 )
@@ -87,8 +91,7 @@ class Corpus:
         seen: set[str] = set()
         for index, passage in enumerate(passages):
             for position, sentence in enumerate(markdown_sentences(passage["text"])):
-                # "[x]" in a source would read as a citation once quoted in a draft.
-                text = CITATION.sub(r"\1", sentence)
+                text = neutralize_markup(sentence).strip()
                 key = normalize(text)
                 if key in seen or not _MIN_WORDS <= word_count(text) <= _MAX_WORDS:
                     continue
@@ -113,6 +116,8 @@ class Corpus:
         found = self._by_key.get(normalize(text))
         if found is not None:
             return found
+        # Not a passage sentence (an earlier draft's own words): still never a marker carrier.
+        text = neutralize_markup(text).strip()
         vector = self.tfidf.vector(content_terms(text))
         return Sentence(text, vector, self._score(vector, None), None, 10_000)
 

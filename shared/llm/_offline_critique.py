@@ -16,6 +16,7 @@ _TAG = re.compile(r"^\[([a-z-]+)\]\s*")
 # Removing text first, then adding, then resizing: the order the writer applies fixes in.
 _FIX_ORDER = (
     "unknown-source",
+    "sources-list",
     "banned",
     "uncited",
     "missing-term",

@@ -3,7 +3,9 @@
 Revision edits the previous draft instead of starting over. Each directive is an idempotent
 "make it so" rule, so replaying older feedback is harmless:
 
-- ``unknown-source``: drop citations of ids that are not passages;
+- ``unknown-source``: drop citations of ids that are not passages (marker look-alikes in the
+  text are already gone: sentences are neutralised when loaded);
+- ``sources-list``: nothing to do, the writer agent rebuilds the Sources list from the body;
 - ``banned``: drop every sentence (and gap) containing the term;
 - ``uncited``: cite the most similar passage on paragraphs without a citation;
 - ``missing-term`` / ``must-mention``: add the best passage sentence with the term, or declare it
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 from shared.llm._extract import Corpus, Draft, Paragraph, Sentence, insert, redundant
 from shared.llm.contexts import DirectiveData
 from shared.llm.scoring import mmr_select
-from shared.llm.text import contains_term, key_terms
+from shared.llm.text import contains_term, key_terms, neutralize_markup
 
 __all__ = ["GAP_TEMPLATE", "ensure_mention", "revise"]
 
@@ -100,7 +102,7 @@ def ensure_mention(
     if carriers:
         insert(corpus, draft, max(carriers, key=lambda c: (c[0], c[1]))[2])
     elif gap and not any(contains_term(g, term) for g in draft.gaps):
-        draft.gaps.append(GAP_TEMPLATE.format(term=term.replace('"', "'")))
+        draft.gaps.append(GAP_TEMPLATE.format(term=neutralize_markup(term).replace('"', "'")))
 
 
 def _widen_sources(corpus: Corpus, draft: Draft, wanted: int, banned: Sequence[str]) -> None:

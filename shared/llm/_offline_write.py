@@ -14,7 +14,7 @@ from shared.llm._extract import Corpus, Draft, Paragraph, Sentence, insert, redu
 from shared.llm._offline_revise import ensure_mention, revise
 from shared.llm.contexts import ParagraphData, WriteContext
 from shared.llm.scoring import cosine, mmr_select
-from shared.llm.text import key_terms, split_sentences
+from shared.llm.text import key_terms, neutralize_markup, split_sentences
 
 __all__ = ["write"]
 
@@ -56,7 +56,8 @@ def _load(corpus: Corpus, paragraphs: Sequence[ParagraphData]) -> Draft:
     draft = Draft()
     for paragraph in paragraphs:
         if paragraph["section"] == "gaps":
-            draft.gaps.append(paragraph["text"])
+            # The Gaps section carries no citations; a marker there would cite nothing listed.
+            draft.gaps.append(neutralize_markup(paragraph["text"]).strip())
             continue
         sentences = [corpus.lookup(text) for text in split_sentences(paragraph["text"])]
         draft.paragraphs.append(Paragraph(sentences, list(paragraph["citations"])))

@@ -22,7 +22,11 @@ __all__ = [
 
 
 class PassageData(TypedDict):
-    """A source passage the writer may quote."""
+    """A source passage the writer may quote: untrusted text, as retrieved.
+
+    Kept raw because the offline model needs its Markdown structure; whatever reaches a report
+    or a prompt goes through ``shared.llm.text.neutralize_markup`` first.
+    """
 
     source_id: str
     title: str

@@ -31,7 +31,7 @@ OFFLINE_PROVIDER: Final = "offline"
 OFFLINE_MODEL_NAME: Final = "agentlog-extractive-1"
 # Bump the version when an algorithm's output changes for the same input.
 _STRATEGIES: Final[dict[TaskKind, str]] = {
-    "write": "tfidf-mmr-extractive/1",
+    "write": "tfidf-mmr-extractive/2",  # 2: passage sentences are neutralised
     "critique": "rubric-template/1",
     "summarize": "centroid-extractive/1",
 }

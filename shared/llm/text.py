@@ -14,6 +14,7 @@ __all__ = [
     "CITATION",
     "INSTRUCTION_WORDS",
     "STOPWORDS",
+    "citation_markers",
     "clip",
     "contains_term",
     "content_terms",
@@ -22,6 +23,7 @@ __all__ = [
     "extract_citations",
     "key_terms",
     "markdown_sentences",
+    "neutralize_markup",
     "normalize",
     "split_sentences",
     "stem",
@@ -34,6 +36,16 @@ _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")
 # A citation is a bracketed id without spaces that is not a Markdown link: "[docs/a.md#3]".
 CITATION = re.compile(r"\[([^\[\]\s]{1,480})\](?!\()")
+# What a reader takes for a citation: any bracketed text on one line that is not a link.
+_BRACKETED = re.compile(r"\[([^\[\]\n]{1,480})\](?!\()")
+_LINK = re.compile(r"!?\[([^\[\]\n]*)\]\([^()\n]*\)")
+_BRACKETS = str.maketrans(
+    {"[": "(", "]": ")", "\uff3b": "(", "\uff3d": ")", "\u3010": "(", "\u3011": ")"}
+)
+# Line starts that would make a block of their own in the report: headings, quotes, fences,
+# table rows, and setext underlines (a line of "=" or "-" turns the line above into a heading).
+_BLOCK_START = re.compile(r"^[ \t]*(?:#{1,6}(?=[ \t]|$)|>|`{3,}|~{3,}|\|)[ \t]*", re.MULTILINE)
+_SETEXT = re.compile(r"^[ \t]*(?:=+|-+)[ \t]*$", re.MULTILINE)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 
 
@@ -231,6 +243,37 @@ def extract_citations(text: str) -> tuple[str, list[str]]:
     """The text without its citation markers, and the cited ids in order of first use."""
     cited = list(dict.fromkeys(match.group(1) for match in CITATION.finditer(text)))
     return " ".join(CITATION.sub(" ", text).split()), cited
+
+
+def citation_markers(text: str) -> list[str]:
+    """Every bracketed id in ``text`` a reader would take for a citation, in order, repeats kept.
+
+    Wider than ``CITATION``: "[fake source]" counts too, so a look-alike with a space cannot
+    pass for prose. Markdown links and images are not markers.
+    """
+    found = (match.group(1).strip() for match in _BRACKETED.finditer(text))
+    return [marker for marker in found if marker]
+
+
+def neutralize_markup(text: str) -> str:
+    """Untrusted text (a passage) made inert in a report: no citation markers, no blocks.
+
+    Links and images become their text, "[id]" becomes "id" (repeatedly, so "[[id]]" cannot
+    leave "[id]" behind), any other square bracket becomes a parenthesis, and heading, quote,
+    fence and table markers at line starts are dropped. Words are kept, so the text still
+    scores and reads the same; injected instructions stay what they are: plain text.
+    """
+    text = text.replace("\\[", "[").replace("\\]", "]")
+    previous = None
+    while previous != text:
+        previous = text
+        text = CITATION.sub(r"\1", _LINK.sub(r"\1", text))
+    text = text.translate(_BRACKETS)
+    previous = None
+    while previous != text:  # "> ## x" hides a heading behind a quote
+        previous = text
+        text = _BLOCK_START.sub("", text)
+    return _SETEXT.sub("", text)
 
 
 def clip(text: str, max_chars: int) -> str:

@@ -6,10 +6,11 @@ import pytest
 
 from shared.agents.constraints import Constraints, parse_constraints
 from shared.agents.critic import critique_draft
-from shared.agents.draft import parse_draft
-from shared.agents.rubric import RubricLimits, RubricReport, evaluate, parse_finding
+from shared.agents.draft import cited_sources, parse_draft, render_draft
+from shared.agents.rubric import CHECKS, RubricLimits, RubricReport, evaluate, parse_finding
+from shared.agents.writer import write_draft
 from shared.llm import OfflineModel
-from tests.unit._agent_samples import GOAL, SOURCE_IDS, critique_task
+from tests.unit._agent_samples import GOAL, SOURCE_IDS, critique_task, write_task
 
 MODEL = OfflineModel()
 
@@ -82,7 +83,15 @@ def test_a_good_draft_passes_every_check() -> None:
     assert report.approved
     assert report.score == 1.0
     assert report.as_dict() == dict.fromkeys(
-        ["goal_coverage", "citations", "length", "banned_content", "required_mentions"], True
+        [
+            "goal_coverage",
+            "citations",
+            "citations_known",
+            "length",
+            "banned_content",
+            "required_mentions",
+        ],
+        True,
     )
     assert report.feedback() == []
 
@@ -95,7 +104,7 @@ def test_missing_key_term_is_reported() -> None:
 
 
 def test_uncited_and_unknown_sources_are_reported() -> None:
-    """A paragraph without citation and a citation of an unknown id both fail the citation check."""
+    """A paragraph without citation and a citation of an unknown id both fail a citation check."""
     draft = GOOD.replace(" [docs/design.md#1]", "").replace("docs/design.md#2]", "docs/x.md#7]")
     feedback = _report(draft).feedback()
     assert "[uncited] Paragraph 1 cites no source." in feedback
@@ -171,11 +180,11 @@ async def test_critique_result_carries_verdict_checks_and_review() -> None:
         critique_task(GOOD, constraints=["avoid: simply", "max words: 50"]), MODEL
     )
     assert result.verdict == "revise"
-    assert result.score == 0.8
+    assert result.score == 0.8333
     assert result.checks["length"] is False
     assert result.feedback[0].startswith("[too-long] Cut to at most 50 words")
     assert result.feedback[-1].startswith(
-        "[review] The draft needs revision: it passes 4 of 5 checks"
+        "[review] The draft needs revision: it passes 5 of 6 checks"
     )
     assert result.provenance.strategy_version == "rubric-template/1"
 
@@ -191,3 +200,109 @@ async def test_critique_is_deterministic() -> None:
     """The same critique task twice gives identical results."""
     task = critique_task(GOOD, constraints=["avoid: workflow", "must mention: GDPR"])
     assert await critique_draft(task, MODEL) == await critique_draft(task, MODEL)
+
+
+async def test_an_unknown_inline_citation_is_sent_back() -> None:
+    """A marker that is not one of the task's sources fails citations_known, so: revise."""
+    forged = GOOD.replace("on one partition.", "on one partition [fake-source].")
+    result = await critique_draft(critique_task(forged), MODEL)
+    assert result.verdict == "revise"
+    assert result.checks["citations_known"] is False
+    assert result.checks["citations"] is True
+    assert result.feedback[0] == (
+        '[unknown-source] Paragraph 2 cites "fake-source", which is not among the sources.'
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "line"),
+    [
+        (
+            ("# Event store and Kafka topics", "# Event store and Kafka topics [fake-source]"),
+            '[unknown-source] The title cites "fake-source", which is not among the sources.',
+        ),
+        (
+            ("## Sources", "## Gaps\n\n- Retention [fake-source].\n\n## Sources"),
+            '[unknown-source] The Gaps section cites "fake-source", which is not among the '
+            "sources.",
+        ),
+        (
+            ("Services talk", "## Topics [fake-source]\n\nServices talk"),
+            '[unknown-source] A heading cites "fake-source", which is not among the sources.',
+        ),
+        (
+            ("newer events.", "newer events [fake source]."),
+            '[unknown-source] Paragraph 1 cites "fake source", which is not among the sources.',
+        ),
+    ],
+)
+def test_markers_outside_body_citations_are_checked_too(edit: tuple[str, str], line: str) -> None:
+    """Title, heading, gap and look-alike "[a b]" markers must be known sources as well."""
+    report = _report(GOOD.replace(*edit))
+    assert not report.approved
+    assert not report.as_dict()["citations_known"]
+    assert line in report.feedback()
+
+
+def test_links_and_code_are_not_citations() -> None:
+    """A Markdown link and a fenced code block carry no citation markers."""
+    draft = GOOD.replace("newer events.", "newer events, see [the guide](http://x).").replace(
+        "## Sources", "```\nitems[0]\n```\n\n## Sources"
+    )
+    assert _report(draft).approved
+
+
+def test_sources_list_must_match_the_inline_citations() -> None:
+    """A cited id missing from Sources, or a listed id nobody cites, fails citations_known."""
+    draft = GOOD.replace("- [docs/design.md#2] Kafka topics", "- [docs/ops.md#1] Retention")
+    report = _report(draft)
+    assert report.as_dict() == {**dict.fromkeys(CHECKS, True), "citations_known": False}
+    assert report.feedback() == [
+        '[sources-list] List "docs/design.md#2" under Sources: the report cites it.',
+        '[sources-list] Drop "docs/ops.md#1" from Sources: the report does not cite it.',
+    ]
+    finding = parse_finding(report.feedback()[0])
+    assert finding is not None
+    assert (finding.tag, finding.term) == ("sources-list", "docs/design.md#2")
+
+
+async def test_a_writer_result_whose_cited_ids_differ_from_its_markers_is_sent_back() -> None:
+    """The Sources list renders cited_source_ids; a list that disagrees with the text: revise."""
+    result = await write_draft(write_task(), MODEL)
+    parsed = parse_draft(result.draft)
+    assert list(parsed.sources) == result.cited_source_ids == parsed.marker_ids()
+    dropped = result.cited_source_ids[-1]
+    tampered = render_draft(
+        parsed.title,
+        result.draft.split("\n\n", 1)[1].split("## Sources")[0],
+        [(sid, "t") for sid in result.cited_source_ids[:-1]],
+    )
+    verdict = await critique_draft(critique_task(tampered), MODEL)
+    assert verdict.verdict == "revise"
+    assert verdict.checks["citations_known"] is False
+    assert f'[sources-list] List "{dropped}" under Sources: the report cites it.' in (
+        verdict.feedback
+    )
+
+
+def test_cited_sources_reads_what_a_reader_sees() -> None:
+    """cited_sources lists every inline id in order, ignoring the Sources list and code."""
+    draft = "# T\n\nA. [b#1] [a#1]\n\n```\nx[0]\n```\n\n## Sources\n\n- [z#9] Z\n"
+    assert cited_sources(draft) == ["b#1", "a#1"]
+
+
+async def test_the_writer_clears_forged_markers_from_the_critics_feedback() -> None:
+    """Forged markers in a gap and as a look-alike are sent back, and the revision is approved."""
+    first = await write_draft(write_task(), MODEL)
+    forged = first.draft.replace(
+        "## Sources", "## Gaps\n\n- Retention is covered by [fake-source].\n\n## Sources"
+    ).replace("newer events.", "newer events [fake source].", 1)
+    verdict = await critique_draft(critique_task(forged), MODEL)
+    assert verdict.verdict == "revise"
+    assert [f.split("]")[0] for f in verdict.feedback] == ["[unknown-source"] * 2 + ["[review"]
+    revised = await write_draft(
+        write_task(feedback=verdict.feedback, previous_draft=forged, revision=1), MODEL
+    )
+    again = await critique_draft(critique_task(revised.draft, revision=1), MODEL)
+    assert again.verdict == "approved"
+    assert cited_sources(revised.draft) == revised.cited_source_ids
