@@ -163,6 +163,13 @@ class InMemoryEventStore(EventStore):
             for rows in heads[:limit]
         ]
 
+    async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` stream ids starting with ``prefix``, in id order."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        check_text("prefix", prefix)
+        return sorted(s for s in self._streams if s.startswith(prefix))[:limit]
+
     async def is_processed(self, tracking: Tracking) -> bool:
         """Whether the tracking key was recorded."""
         check_text("tracking.consumer", tracking.consumer)

@@ -158,6 +158,14 @@ class EventStore(AsyncResource):
         """Streams, most recently updated first."""
 
     @abstractmethod
+    async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` stream ids starting with ``prefix``, in id order.
+
+        ``%`` and ``_`` in ``prefix`` are plain characters. Asking for two tells a unique
+        prefix (one id) from an ambiguous one.
+        """
+
+    @abstractmethod
     async def is_processed(self, tracking: Tracking) -> bool:
         """Whether the tracking key was recorded."""
 

@@ -129,6 +129,11 @@ class PostgresEventStore(EventStore):
             "SELECT stream_id, version, first_type, last_type, created_at, updated_at"
             f" FROM {s}.streams ORDER BY last_position DESC LIMIT $1"
         )
+        # LIKE with an explicit escape character: ids may contain "_" (a LIKE wildcard).
+        self._find_sql = (
+            f"SELECT stream_id FROM {s}.streams WHERE stream_id LIKE $1 || '%' ESCAPE '\\'"
+            " ORDER BY stream_id LIMIT $2"
+        )
         self._processed_sql = (
             f"SELECT EXISTS (SELECT 1 FROM {s}.tracking WHERE consumer = $1 AND key = $2)"
         )
@@ -321,6 +326,16 @@ class PostgresEventStore(EventStore):
             raise ValueError(f"limit must be >= 1, not {limit}")
         rows = await self._ready.fetch(self._list_sql, limit)
         return [StreamSummary(**dict(r)) for r in rows]
+
+    @_unavailable_on_connection_loss
+    async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` stream ids starting with ``prefix``, in id order."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        check_text("prefix", prefix)
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self._ready.fetch(self._find_sql, escaped, limit)
+        return [r["stream_id"] for r in rows]
 
     @_unavailable_on_connection_loss
     async def is_processed(self, tracking: Tracking) -> bool:

@@ -353,6 +353,22 @@ class EventStoreContract:
         assert a.created_at <= b.created_at <= a.updated_at
         assert [s.stream_id for s in await store.list_streams(limit=1)] == ["a"]
 
+    async def test_find_streams_matches_a_literal_prefix(self, store: EventStore) -> None:
+        """find_streams lists ids starting with the prefix; % _ and \\ are not wildcards."""
+        for stream_id in ("wf-abc1", "wf-abc2", "wf-xyz", "wf_%odd", "wfq%odd", "back\\slash"):
+            await store.append(stream_id, [ev("Started")], 0)
+        assert await store.find_streams("wf-x") == ["wf-xyz"]
+        assert await store.find_streams("wf-xyz") == ["wf-xyz"]
+        assert sorted(await store.find_streams("wf-abc", limit=5)) == ["wf-abc1", "wf-abc2"]
+        assert len(await store.find_streams("wf")) == 2  # default limit: enough to see ambiguity
+        assert len(await store.find_streams("wf", limit=1)) == 1
+        assert await store.find_streams("wf_") == ["wf_%odd"]
+        assert await store.find_streams("wfq%") == ["wfq%odd"]
+        assert await store.find_streams("back\\") == ["back\\slash"]
+        assert await store.find_streams("nope") == []
+        with pytest.raises(ValueError, match="limit"):
+            await store.find_streams("wf", limit=0)
+
     async def test_checkpoints_only_move_forward(self, store: EventStore) -> None:
         """A checkpoint starts at 0, advances, ignores older positions and is per name."""
         assert await store.load_checkpoint("relay") == 0
