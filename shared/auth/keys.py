@@ -31,6 +31,7 @@ __all__ = [
     "ensure_development_keys",
     "load_private_key",
     "private_key_from_text",
+    "private_key_texts",
     "public_key_text",
 ]
 
@@ -150,6 +151,18 @@ def private_key_from_text(text: str) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise CredentialError("not an Ed25519 private key")
     return key
+
+
+def private_key_texts(key: Ed25519PrivateKey) -> list[str]:
+    """Every text form the key is written in (base64 seed, PEM body lines), for redaction."""
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
+    return [base64.b64encode(raw).decode(), *body]
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:

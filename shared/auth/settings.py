@@ -13,9 +13,16 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.auth.keys import KEYRING_FILE, Keyring, load_private_key, private_key_from_text
+from shared.auth.keys import (
+    KEYRING_FILE,
+    Keyring,
+    load_private_key,
+    private_key_from_text,
+    private_key_texts,
+)
 from shared.auth.policy import Authenticator
 from shared.auth.signing import Signer, Verifier
+from shared.runtime.redaction import register_secret
 
 __all__ = ["AuthSettings", "build_authenticator", "build_signer"]
 
@@ -50,9 +57,13 @@ def build_signer(auth: AuthSettings, state_dir: Path, default_principal: str) ->
     """This process's signer; raises ``CredentialError`` (one line) when it has no key."""
     principal = auth.principal or default_principal
     if auth.signing_key is not None:
-        return Signer(principal, private_key_from_text(auth.signing_key.get_secret_value()))
-    path = auth.key_file or auth.keys_folder(state_dir) / f"{principal}.key"
-    return Signer(principal, load_private_key(path))
+        key = private_key_from_text(auth.signing_key.get_secret_value())
+    else:
+        key = load_private_key(auth.key_file or auth.keys_folder(state_dir) / f"{principal}.key")
+    # Whatever text a dependency puts in an exception, the key material never reaches a log.
+    for secret in private_key_texts(key):
+        register_secret(secret)
+    return Signer(principal, key)
 
 
 def build_authenticator(auth: AuthSettings, state_dir: Path) -> Authenticator:

@@ -2,12 +2,12 @@
 
 ``LanguageModel`` is the port; ``OfflineModel`` (deterministic, extractive) and
 ``OpenAICompatibleModel`` (OpenAI, vLLM, Ollama, llama.cpp) are its adapters; ``build_model``
-picks one from settings.
+picks one from settings. The package exports only what needs no HTTP client, so pure code
+(the domain, the agents' parsers) can import from it without loading the openai SDK; import
+``shared.llm.openai_compat`` and ``shared.llm.factory`` directly for those.
 """
 
-from shared.llm.factory import build_model
 from shared.llm.offline import OfflineModel
-from shared.llm.openai_compat import OpenAICompatibleModel
 from shared.llm.port import (
     Completion,
     CompletionRequest,
@@ -26,7 +26,5 @@ __all__ = [
     "ModelError",
     "ModelTimeoutError",
     "OfflineModel",
-    "OpenAICompatibleModel",
     "TaskKind",
-    "build_model",
 ]

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from schemas.topics import dlq_topic
+from shared.runtime.redaction import redact
 from shared.transport.envelope import RawRecord
 
 __all__ = [
@@ -108,7 +109,7 @@ def dead_letter_for(
     original = [(name, value) for name, value in record.headers if not name.startswith("dlq_")]
     extra = [
         ("dlq_reason", reason.value.encode()),
-        ("dlq_error", error[:DLQ_ERROR_MAX_CHARS].encode("utf-8", errors="replace")),
+        ("dlq_error", redact(error)[:DLQ_ERROR_MAX_CHARS].encode("utf-8", errors="replace")),
         ("dlq_origin_topic", record.topic.encode()),
         ("dlq_origin_partition", str(record.partition).encode()),
         ("dlq_origin_offset", str(record.offset).encode()),

@@ -273,3 +273,19 @@ def test_status_after_the_last_event_matches_replay() -> None:
     run.reply(_result(run.last_task(), TaskFailure, agent="search", error="down"))
     assert run.state.status is WorkflowStatus.FAILED
     assert status_after(run.history[-1].event_type()) is run.state.status
+
+
+def test_the_domain_loads_no_io_library() -> None:
+    """Importing shared.domain pulls in no Kafka, Postgres, HTTP, model SDK or telemetry code."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, shared.domain; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'aiokafka', 'asyncpg', 'openai', 'httpx', 'aiohttp', 'opentelemetry'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -22,9 +22,9 @@ from shared.llm import (
     ModelError,
     ModelTimeoutError,
     OfflineModel,
-    OpenAICompatibleModel,
-    build_model,
 )
+from shared.llm.factory import build_model
+from shared.llm.openai_compat import OpenAICompatibleModel
 from shared.settings import Settings
 from tests.contracts.model import ModelContract, sample_requests
 

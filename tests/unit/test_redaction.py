@@ -35,8 +35,7 @@ from schemas.messages import TaskFailure as TaskFailureMessage
 from schemas.topics import RESULTS, task_topic
 from shared.agents.writer import write_draft
 from shared.domain import GoalReceived, ResultReceived, decide, replay
-from shared.llm import OpenAICompatibleModel
-from shared.llm.openai_compat import retry_after_seconds
+from shared.llm.openai_compat import OpenAICompatibleModel, retry_after_seconds
 from shared.runtime.clock import SystemClock
 from shared.runtime.redaction import (
     REDACTOR,

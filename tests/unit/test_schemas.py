@@ -273,10 +273,12 @@ def test_wire_validation_is_strict_about_types() -> None:
 
 def test_a_cancelled_workflow_has_its_own_outcome_from_completion_v2() -> None:
     """Completion v2 accepts outcome 'cancelled'; v1 (still decodable) never did."""
-    fields = {"workflow_id": "wf-1", "goal": "Explain it", "last_version": 3, "finished_at": NOW}
-    assert CompletionEvent(outcome="cancelled", **fields).TYPE.endswith(".v2")
+    cancelled = CompletionEvent(
+        workflow_id="wf-1", outcome="cancelled", goal="Explain it", last_version=3, finished_at=NOW
+    )
+    assert cancelled.TYPE.endswith(".v2")
     with pytest.raises(ValidationError):
-        CompletionEventV1(outcome="cancelled", **fields)
+        CompletionEventV1.model_validate(cancelled.model_dump())
 
 
 def test_goal_and_control_text_refuse_nul_characters() -> None:
