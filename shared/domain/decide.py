@@ -34,6 +34,7 @@ from schemas.messages import (
     TaskFailure,
     TaskResult,
 )
+from shared.agents.draft import cited_sources
 from shared.domain.scheduling import (
     reschedule,
     schedule_critique,
@@ -184,12 +185,13 @@ def _on_critique(
     if result.verdict == "approved":
         draft = state.drafts[-1]
         titles = {p.source_id: p.title for p in writer_passages(state)}
+        # From the approved text itself, not the writer's own list: the report can cite
+        # nothing the completion does not name, and name nothing that was not retrieved.
+        cited = [s for s in cited_sources(draft.draft) if s in titles]
         decision.emit(
             WorkflowCompleted(
                 report=draft.draft,
-                citations=[
-                    Citation(source_id=s, title=titles.get(s, "")) for s in draft.cited_source_ids
-                ],
+                citations=[Citation(source_id=s, title=titles[s]) for s in cited],
                 revisions=draft.revision,
                 finished_at=now,
             )
