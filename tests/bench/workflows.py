@@ -15,6 +15,7 @@ from pathlib import Path
 from schemas.messages import CompletionEvent, GoalSubmitted
 from schemas.topics import COMPLETIONS, GOALS
 from shared.runtime.processes import ServiceProcesses
+from shared.runtime.wiring import kafka_bus
 from shared.settings import Settings
 from shared.transport import Delivery, Subscription
 from shared.transport.kafka import KafkaBus
@@ -58,11 +59,9 @@ async def bench_workflows(
     """p50/p95 latency (one in flight) and workflows/s (``concurrency`` in flight)."""
     completions = _Completions()
     with ServiceProcesses(env, log_dir):
-        bus = KafkaBus(
-            settings.require_kafka_bootstrap(),
-            service="bench",
-            tuning=settings.kafka,
-            topics=[GOALS, COMPLETIONS],
+        # Goals are signed as an upstream system, as the supervisor requires.
+        bus = kafka_bus(
+            settings, service="bench", topics=[GOALS, COMPLETIONS], principal="upstream"
         )
         async with bus:
             await bus.subscribe(
