@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas import Citation, CompletionEvent, GoalSubmitted, encode_message
 from schemas.topics import COMPLETIONS, GOALS
+from shared.auth import Keyring, Verifier
 from tests.conftest import StackInfo
 
 pytestmark = pytest.mark.integration
@@ -103,7 +104,7 @@ async def test_producer_publishes_a_valid_goal_cloudevent(
         "upstream_producer.py",
         "Compare event sourcing with CRUD for audit trails",
         "--constraint",
-        "cite sources",
+        "min sources: 2",
         "--requested-by",
         "test_examples",
         "--workflow-id",
@@ -127,7 +128,7 @@ async def test_producer_publishes_a_valid_goal_cloudevent(
 
     goal = GoalSubmitted.model_validate_json(record.value)
     assert goal.workflow_id == workflow_id
-    assert goal.constraints == ["cite sources"]
+    assert goal.constraints == ["min sources: 2"]
     assert goal.requested_by == "test_examples"
     assert record.key == workflow_id.encode()
     headers = {name: value.decode() for name, value in record.headers}
@@ -138,6 +139,13 @@ async def test_producer_publishes_a_valid_goal_cloudevent(
     assert headers["ce_source"]
     assert str(uuid.UUID(headers["ce_id"])) == receipt["ce_id"]
     assert datetime.fromisoformat(headers["ce_time"]).tzinfo is not None
+    # The signature verifies with agentlog's own verifier: the wire format is the contract.
+    keyring = Keyring.load(stack_info.keys_dir / "keyring.json")
+    signed_at = datetime.fromisoformat(headers["ce_time"])
+    principal = Verifier(keyring).verify(
+        dict(record.headers), record.key, record.value, record_time=signed_at, signed_time=signed_at
+    )
+    assert principal.name == "upstream"
 
 
 async def test_consumer_prints_the_completion_for_its_workflow(
