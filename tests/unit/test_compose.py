@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from shared.auth import AuthSettings
 from shared.settings import KafkaTuning, Settings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed; it is a dev dependency")
@@ -66,6 +67,7 @@ def test_service_env_names_are_settings_fields(compose: dict[str, Any], name: st
     """Every AGENTLOG_* variable a service gets names a field shared/settings.py reads."""
     known = {f"AGENTLOG_{field.upper()}" for field in Settings.model_fields}
     known |= {f"AGENTLOG_KAFKA_{field.upper()}" for field in KafkaTuning.model_fields}
+    known |= {f"AGENTLOG_AUTH_{field.upper()}" for field in AuthSettings.model_fields}
     names = {key for key in _env(_services(compose)[name]) if key.startswith("AGENTLOG_")}
     assert names - known == set(), f"{name} sets variables Settings never reads"
 
@@ -85,6 +87,8 @@ def test_settings_read_the_service_env(
         field = key.removeprefix("AGENTLOG_").lower()
         if field in Settings.model_fields:
             assert str(getattr(settings, field)) == value, key
+        elif field.startswith("auth_"):
+            assert str(getattr(settings.auth, field.removeprefix("auth_"))) == value, key
         else:
             assert str(getattr(settings.kafka, field.removeprefix("kafka_"))) == value, key
 
