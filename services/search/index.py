@@ -25,9 +25,11 @@ from services.search.chunking import chunk_document
 
 __all__ = [
     "STRATEGY_VERSION",
+    "CorpusError",
     "IndexStats",
     "PostgresCorpusIndex",
     "answer_search",
+    "check_corpus",
     "corpus_files",
 ]
 
@@ -73,6 +75,21 @@ def corpus_files(docs_dir: Path) -> list[Path]:
         and len(path.relative_to(docs_dir).as_posix()) <= _MAX_PATH_CHARS
     ]
     return sorted(found, key=lambda p: p.relative_to(docs_dir).as_posix())
+
+
+class CorpusError(ValueError):
+    """The corpus folder is missing or holds nothing to index: every search would be empty."""
+
+
+def check_corpus(docs_dir: Path) -> int:
+    """How many documents ``docs_dir`` holds; raises CorpusError when it has none."""
+    fix = "set AGENTLOG_DOCS_DIR to a folder of .md or .txt files"
+    if not docs_dir.is_dir():
+        raise CorpusError(f"the corpus folder {docs_dir} does not exist ({fix})")
+    count = len(corpus_files(docs_dir))
+    if count == 0:
+        raise CorpusError(f"the corpus folder {docs_dir} holds no .md or .txt files ({fix})")
+    return count
 
 
 def _fingerprint(docs_dir: Path) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 
 import asyncpg
 
 from schemas.messages import SearchTask, TaskCommand, TaskResult
-from services.search.index import PostgresCorpusIndex, answer_search
+from services.search.index import CorpusError, PostgresCorpusIndex, answer_search, check_corpus
 from shared.runtime.worker import Perform
 from shared.runtime.worker_main import worker_entrypoint
 from shared.settings import Settings
@@ -20,7 +21,13 @@ _log = logging.getLogger(__name__)
 
 
 async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
-    """Open the index, bring it up to date with the corpus folder, and answer from it."""
+    """Open the index, bring it up to date with the corpus folder, and answer from it.
+
+    Raises CorpusError before connecting when the folder is missing or empty: a search agent
+    with nothing to search would fail every workflow with "search found no passages".
+    """
+    documents = check_corpus(settings.docs_dir)
+    _log.info("search corpus: %s (%d documents)", settings.docs_dir, documents)
     pool = await asyncpg.create_pool(settings.require_database_url(), min_size=1, max_size=4)
     resources.push_async_callback(pool.close)
     index = PostgresCorpusIndex(pool, settings.docs_dir)
@@ -39,4 +46,13 @@ async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack)
     return perform
 
 
-main = worker_entrypoint("search", SearchTask, make_perform)
+_serve = worker_entrypoint("search", SearchTask, make_perform)
+
+
+def main() -> None:
+    """``python -m services.search``; refuses to start without a corpus (one line, exit 2)."""
+    try:
+        _serve()
+    except CorpusError as exc:
+        print(f"error: search cannot start: {exc}", file=sys.stderr)
+        sys.exit(2)
