@@ -1,18 +1,31 @@
-"""`agentlog submit | status | history | list | cancel`."""
+"""`agentlog submit | status | history | list | cancel`.
+
+Every failure a user can cause ends in one line on stderr and a non-zero exit: 1 when the
+operation failed (no such workflow, a backend unreachable), 2 when the input or the settings
+are wrong (an invalid or ambiguous id, no backend configured), 3 when ``--wait`` timed out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
+import asyncpg
 import typer
-from pydantic import ValidationError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from schemas.base import Identifier
 from schemas.messages import CancelWorkflow, GoalSubmitted
 from shared.cli.client import (
     WaitTimeoutError,
@@ -22,27 +35,167 @@ from shared.cli.client import (
     read_state,
     wait_for_completion,
 )
+from shared.cli.stack import load_cli_settings
 from shared.cli.timeline import timeline
-from shared.domain import status_after
-from shared.settings import StackNotConfiguredError, load_settings
+from shared.domain import WorkflowState, status_after
+from shared.eventstore import EventStore, StoreUnavailableError
+from shared.runtime.wiring import ConfigurationError
+from shared.settings import Settings
 
-__all__ = ["cancel", "history", "list_workflows", "status", "submit"]
+__all__ = ["CliError", "cancel", "history", "list_workflows", "status", "submit"]
 
 _T = TypeVar("_T")
 console = Console()
 err_console = Console(stderr=True)
 
+# A wrong address must fail fast: asyncpg waits 60 s to connect by default, aiokafka longer.
+CONNECT_TIMEOUT_S = 10.0
+_AMBIGUOUS_SHOWN = 5
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+# Raised by asyncpg and the store when the database cannot be used (not by a bad request).
+_DATABASE_ERRORS = (
+    OSError,
+    TimeoutError,
+    ValueError,  # a malformed DSN (asyncpg's ClientConfigurationError is one)
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    StoreUnavailableError,
+)
+
+
+class CliError(Exception):
+    """A failure to report in one line, with the process's exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    # aiokafka logs each failed connection attempt; the CLI reports the outcome once instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(coro)
-    except StackNotConfiguredError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+    except CliError as exc:
+        _error(str(exc))
+        raise typer.Exit(exc.code) from None
+    except ConfigurationError as exc:  # no backend configured, no signing key
+        _error(str(exc))
         raise typer.Exit(2) from None
+    except WaitTimeoutError:
+        raise  # a TimeoutError, hence an OSError: the caller reports it with its own exit code
+    except StoreUnavailableError as exc:
+        _error(f"lost the connection to Postgres: {_reason(exc)}")
+        raise typer.Exit(1) from None
+    except (KafkaError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        _error(_reason(exc))
+        raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in a few words."""
+    if isinstance(exc, StoreUnavailableError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if isinstance(exc, TimeoutError | KafkaTimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT_S:.0f}s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _origin(settings: Settings, variable: str, explicit: str | None) -> str:
+    return variable if explicit else f"from {settings.state_dir / 'stack.json'}"
+
+
+def _postgres_address(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or 5432}" if parts.hostname else url.split("@")[-1]
+    except ValueError:
+        return "the configured address"
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[EventStore]:
+    """The event store, connected within CONNECT_TIMEOUT_S or a CliError naming the address."""
+    url = settings.require_database_url()
+    store = open_store(settings)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await store.start()
+    except _DATABASE_ERRORS as exc:
+        where = _origin(settings, "AGENTLOG_DATABASE_URL", settings.database_url)
+        raise CliError(
+            f"cannot reach Postgres at {_postgres_address(url)} ({where}): {_reason(exc)}"
+        ) from None
+    try:
+        yield store
+    finally:
+        await store.stop()
+
+
+async def _kafka(settings: Settings, call: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a publish within CONNECT_TIMEOUT_S; failures become a CliError naming the broker."""
+    bootstrap = settings.require_kafka_bootstrap()
+    where = _origin(settings, "AGENTLOG_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            return await call()
+    except (KafkaConnectionError, KafkaTimeoutError, OSError, TimeoutError) as exc:
+        reason = await _probe(bootstrap) or _reason(exc)
+        raise CliError(f"cannot reach Kafka at {bootstrap} ({where}): {reason}") from None
+    except KafkaError as exc:
+        raise CliError(f"Kafka at {bootstrap} ({where}) refused: {_reason(exc)}") from None
+
+
+async def _probe(bootstrap: str) -> str | None:
+    """Why the first bootstrap server fails, from a plain TCP connect (aiokafka won't say)."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        async with asyncio.timeout(3.0):
+            _, writer = await asyncio.open_connection(host or "localhost", int(port))
+    except ValueError:
+        return "not a host:port address"
+    except (OSError, TimeoutError) as exc:
+        return _reason(exc) if not isinstance(exc, TimeoutError) else "no answer"
+    writer.close()
+    return "something listens there, but it does not answer as a Kafka broker"
 
 
 def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _check_id(workflow_id: str) -> None:
+    """Refuse an id no workflow can have before connecting to anything (exit 2)."""
+    try:
+        _IDENTIFIER.validate_python(workflow_id)
+    except ValidationError:
+        _error(f"invalid workflow id {workflow_id!r}: use 1-128 letters, digits and . _ : -")
+        raise typer.Exit(2) from None
+
+
+async def _resolve(store: EventStore, workflow_id: str) -> str:
+    """The workflow ``workflow_id`` names: itself, or the one workflow it is a prefix of."""
+    if await store.stream_version(workflow_id) > 0:
+        return workflow_id
+    found = await store.find_streams(workflow_id, limit=_AMBIGUOUS_SHOWN + 1)
+    if not found:
+        raise CliError(f"no workflow {workflow_id!r}")
+    if len(found) > 1:
+        shown = ", ".join(found[:_AMBIGUOUS_SHOWN])
+        more = ", …" if len(found) > _AMBIGUOUS_SHOWN else ""
+        raise CliError(f"{workflow_id!r} matches several workflows: {shown}{more}", 2)
+    return found[0]
 
 
 def submit(
@@ -53,12 +206,16 @@ def submit(
     ] = None,
     workflow_id: Annotated[str | None, typer.Option(help="Choose the workflow id.")] = None,
     max_revisions: Annotated[int | None, typer.Option(help="Override the revise limit.")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Print the completion event.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the outcome and print the completion event.")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 120.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the ids (or the completion) as JSON.")
+    ] = False,
 ) -> None:
     """Publish a goal event (the same message any upstream system publishes)."""
-    settings = load_settings()
+    settings = load_cli_settings()
     fields: dict[str, Any] = {"goal": goal, "constraints": constraint or []}
     if workflow_id:
         fields["workflow_id"] = workflow_id
@@ -70,23 +227,25 @@ def submit(
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        err_console.print(f"[red]invalid goal:[/] {escape(problems)}")
+        err_console.print(f"[red]invalid goal:[/] {escape(problems)}", soft_wrap=True)
         raise typer.Exit(2) from None
 
     async def _submit() -> dict[str, Any] | None:
-        ce_id = await publish_goal(settings, message)
+        ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
         if not as_json:
-            console.print(f"submitted [bold]{message.workflow_id}[/] (event {ce_id})")
+            console.print(
+                f"submitted [bold]{message.workflow_id}[/] (event {ce_id})", soft_wrap=True
+            )
         if not wait:
             return {"workflow_id": message.workflow_id, "event_id": ce_id}
-        async with open_store(settings) as store:
+        async with _store(settings) as store:
             completion = await wait_for_completion(store, message.workflow_id, timeout)
         return completion.model_dump(mode="json")
 
     try:
         result = _run(_submit())
     except WaitTimeoutError as exc:
-        err_console.print(f"[red]timeout:[/] {exc}")
+        err_console.print(f"[red]timeout:[/] {exc}", soft_wrap=True)
         raise typer.Exit(3) from None
     if as_json:
         _print_json(result)
@@ -96,83 +255,106 @@ def submit(
         raise typer.Exit(1)
 
 
-def status(
-    workflow_id: str,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
+_WorkflowId = Annotated[
+    str, typer.Argument(help="A workflow id, or any prefix of one that names only one workflow.")
+]
+_AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def status(workflow_id: _WorkflowId, as_json: _AsJson = False) -> None:
     """Show a workflow's current state, rebuilt from its events."""
-    settings = load_settings()
+    _check_id(workflow_id)
+    settings = load_cli_settings()
 
-    async def _status() -> dict[str, Any]:
-        async with open_store(settings) as store:
-            state = await read_state(store, workflow_id)
-        return {
-            "workflow_id": workflow_id,
-            "status": state.status.value,
-            "version": state.version,
-            "goal": state.goal,
-            "constraints": state.constraints,
-            "revision": state.revision,
-            "manifest_version": state.manifest.manifest_version if state.manifest else 0,
-            "memory_chars": state.memory_chars,
-            "open_tasks": [
-                {
-                    "task_id": t.task_id,
-                    "agent": t.agent,
-                    "attempt": t.attempt,
-                    "deadline": t.deadline.isoformat(),
-                }
-                for t in state.open_tasks
-            ],
-            "reason": state.outcome_reason,
-        }
+    async def _status() -> WorkflowState:
+        async with _store(settings) as store:
+            return await read_state(store, await _resolve(store, workflow_id))
 
-    info = _run(_status())
-    if info["version"] == 0:
-        err_console.print(f"[red]no workflow {workflow_id!r}[/]")
-        raise typer.Exit(1)
+    state = _run(_status())
+    info = _status_json(state)
     if as_json:
         _print_json(info)
         return
     for key, value in info.items():
-        console.print(f"[bold]{key}[/]: {escape(str(value))}")
+        if key == "open_tasks":
+            console.print(f"[bold]open tasks[/]: {'' if state.open_tasks else 'none'}")
+            for task in state.open_tasks:
+                console.print(f"  {escape(_task_line(task.task_id, task.attempt, task.deadline))}")
+        elif key != "reason" or value is not None:
+            console.print(f"[bold]{key}[/]: {escape(_show(key, value))}", soft_wrap=True)
 
 
-def history(
-    workflow_id: str,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
+def _status_json(state: WorkflowState) -> dict[str, Any]:
+    return {
+        "workflow_id": state.workflow_id,
+        "status": state.status.value,
+        "version": state.version,
+        "goal": state.goal,
+        "constraints": state.constraints,
+        "revision": state.revision if state.revision >= 0 else None,
+        "manifest_version": state.manifest.manifest_version if state.manifest else 0,
+        "memory_chars": state.memory_chars,
+        "open_tasks": [
+            {
+                "task_id": t.task_id,
+                "agent": t.agent,
+                "attempt": t.attempt,
+                "deadline": t.deadline.isoformat(),
+            }
+            for t in state.open_tasks
+        ],
+        "reason": state.outcome_reason,
+    }
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "revision" and value is None:
+        return "none yet (no draft)"
+    if key == "manifest_version" and value == 0:
+        return "none yet"
+    if key == "constraints":
+        return "; ".join(value) if value else "none"
+    return str(value)
+
+
+def _task_line(task_id: str, attempt: int, deadline: datetime) -> str:
+    return f"{task_id} attempt {attempt}, due {deadline.astimezone():%H:%M:%S}"
+
+
+def history(workflow_id: _WorkflowId, as_json: _AsJson = False) -> None:
     """Print the workflow's event timeline (position, version, type, agent, summary, time)."""
-    settings = load_settings()
+    _check_id(workflow_id)
+    settings = load_cli_settings()
 
-    async def _history() -> list[dict[str, object]]:
-        async with open_store(settings) as store:
-            return [row.as_dict() for row in timeline(await store.read(workflow_id))]
+    async def _history() -> tuple[str, list[dict[str, object]]]:
+        async with _store(settings) as store:
+            resolved = await _resolve(store, workflow_id)
+            return resolved, [row.as_dict() for row in timeline(await store.read(resolved))]
 
-    rows = _run(_history())
-    if not rows:
-        err_console.print(f"[red]no workflow {workflow_id!r}[/]")
-        raise typer.Exit(1)
+    resolved, rows = _run(_history())
     if as_json:
         _print_json(rows)
         return
-    table = Table(title=f"workflow {workflow_id}")
-    for column in ("pos", "ver", "type", "agent", "summary", "time"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(escape(str(v)) for v in row.values()))
-    console.print(table)
+    _table(
+        f"workflow {resolved}",
+        ("pos", "ver", "type", "agent", "summary", "time"),
+        [[str(v) for v in row.values()] for row in rows],
+        fold="summary",
+    )
 
 
 def list_workflows(
-    limit: Annotated[int, typer.Option(help="How many.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option(help="How many, most recently updated first.")] = 20,
+    as_json: _AsJson = False,
 ) -> None:
     """Recent workflows with their state."""
-    settings = load_settings()
+    settings = load_cli_settings()
+    if limit < 1:
+        _error(f"--limit must be at least 1, not {limit}")
+        raise typer.Exit(2)
 
     async def _list() -> list[dict[str, object]]:
-        async with open_store(settings) as store:
+        async with _store(settings) as store:
             streams = await store.list_streams(limit)
             return [
                 {
@@ -189,19 +371,49 @@ def list_workflows(
     if as_json:
         _print_json(rows)
         return
-    table = Table(title="workflows")
-    for column in ("workflow", "state", "version", "last event", "updated"):
-        table.add_column(column)
+    _table(
+        "workflows",
+        ("workflow", "state", "version", "last event", "updated"),
+        [[str(v) for v in row.values()] for row in rows],
+    )
+
+
+def _table(title: str, columns: Sequence[str], rows: list[list[str]], fold: str = "") -> None:
+    """Ids are never cut: a terminal folds long cells, a pipe gets plain aligned columns."""
+    if not console.is_terminal:
+        widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+        for line in [list(columns), *rows]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        return
+    table = Table(title=title)
+    for column in columns:
+        # Every column but the free-text one keeps its cells whole, so ids stay copyable.
+        table.add_column(column, no_wrap=column != fold, overflow="fold")
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
 
 
 def cancel(
-    workflow_id: str,
+    workflow_id: _WorkflowId,
     reason: Annotated[str, typer.Option(help="Recorded in the log.")] = "cancelled by operator",
 ) -> None:
     """Pull the kill-switch: the supervisor records WorkflowCancelled and stops the workflow."""
-    settings = load_settings()
-    _run(publish_cancel(settings, CancelWorkflow(workflow_id=workflow_id, reason=reason)))
-    console.print(f"cancel requested for {workflow_id}")
+    _check_id(workflow_id)
+    settings = load_cli_settings()
+
+    async def _cancel() -> str:
+        async with _store(settings) as store:
+            resolved = await _resolve(store, workflow_id)
+            state = await read_state(store, resolved)
+        if state.status.terminal:
+            raise CliError(f"workflow {resolved} already {state.status.value}: nothing to cancel")
+        try:
+            message = CancelWorkflow(workflow_id=resolved, reason=reason)
+        except ValidationError as exc:
+            raise CliError(f"invalid reason: {exc.errors()[0]['msg']}", 2) from None
+        await _kafka(settings, lambda: publish_cancel(settings, message))
+        return resolved
+
+    resolved = _run(_cancel())
+    console.print(f"cancel requested for {resolved}", soft_wrap=True)
