@@ -19,6 +19,9 @@ class ServiceName(StrEnum):
 
 
 def run(service: ServiceName) -> None:
-    """Run a service until SIGTERM/SIGINT (same as ``python -m services.<service>``)."""
+    """Run one service in the foreground until SIGTERM or Ctrl-C.
+
+    The same as `python -m services.<service>`.
+    """
     module = importlib.import_module(f"services.{service.value}.main")
     module.main()

@@ -38,7 +38,10 @@ def up(
         ),
     ] = True,
 ) -> None:
-    """Start the stack and the five services in the background; harmless when running."""
+    """Start the stack and the five services in the background.
+
+    Services already running are left alone, so it is harmless to repeat.
+    """
     stack, info = start_stack()
     if not services:
         return
@@ -58,7 +61,10 @@ def up(
 
 
 def down() -> None:
-    """Stop the services, then the stack (same as `agentlog stack down`)."""
+    """Stop the services, then the stack.
+
+    The same as `agentlog stack down`.
+    """
     stop_stack()
 
 

@@ -217,15 +217,18 @@ def _where(stack: EmbeddedStack) -> str:
 
 @stack_app.command()
 def up() -> None:
-    """Start Postgres and the broker, or restart whichever has died; harmless when running."""
+    """Start Postgres and the broker (or restart a dead one).
+
+    Harmless when running.
+    """
     start_stack()
 
 
 @stack_app.command()
 def down() -> None:
-    """Stop the registered services, then Postgres and the broker; leaves no process behind.
+    """Stop the services, then Postgres and the broker.
 
-    Harmless when stopped.
+    Leaves no process behind; harmless when stopped.
     """
     stop_stack()
 
@@ -236,8 +239,10 @@ def status(
         bool, typer.Option("--json", help="Print the status (and the services) as JSON.")
     ] = False,
 ) -> None:
-    """Print the connection settings (eval-able) and the registered services; exit 1 if the
-    stack is not running."""
+    """Print the connection settings (eval-able) and the services.
+
+    Exits 1 if the stack is not running.
+    """
     stack = _stack()
     current = stack.status()
     services = list_services(stack.state_dir)

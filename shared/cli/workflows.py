@@ -214,7 +214,7 @@ def submit(
         bool, typer.Option("--json", help="Print the ids (or the completion) as JSON.")
     ] = False,
 ) -> None:
-    """Publish a goal event (the same message any upstream system publishes)."""
+    """Publish a goal event, as any upstream system would."""
     settings = load_cli_settings()
     fields: dict[str, Any] = {"goal": goal, "constraints": constraint or []}
     if workflow_id:
@@ -322,7 +322,10 @@ def _task_line(task_id: str, attempt: int, deadline: datetime) -> str:
 
 
 def history(workflow_id: _WorkflowId, as_json: _AsJson = False) -> None:
-    """Print the workflow's event timeline (position, version, type, agent, summary, time)."""
+    """Print a workflow's event timeline.
+
+    One row per event: position, version, type, agent, summary, time.
+    """
     _check_id(workflow_id)
     settings = load_cli_settings()
 
@@ -398,7 +401,11 @@ def cancel(
     workflow_id: _WorkflowId,
     reason: Annotated[str, typer.Option(help="Recorded in the log.")] = "cancelled by operator",
 ) -> None:
-    """Pull the kill-switch: the supervisor records WorkflowCancelled and stops the workflow."""
+    """Cancel a running workflow (the kill-switch).
+
+    The supervisor records WorkflowCancelled and stops the workflow. An unknown or finished
+    workflow is an error.
+    """
     _check_id(workflow_id)
     settings = load_cli_settings()
 
