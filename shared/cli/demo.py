@@ -47,7 +47,7 @@ def demo(
     goal: Annotated[str, typer.Option(help="The goal to submit.")] = SAMPLE_GOAL,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for completion.")] = 75.0,
 ) -> None:
-    """Run the whole product once: stack, services, one goal, its outcome."""
+    """End-to-end demo: the stack, the services, one goal."""
     started = time.monotonic()
     state_dir = Path.cwd() / ".agentlog"
     stack = EmbeddedStack(state_dir)
