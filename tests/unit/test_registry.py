@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from shared.cli.stack import describe_service
 from shared.runtime.registry import (
     ServiceRecord,
     list_services,
@@ -139,3 +140,21 @@ def test_unreadable_records_are_skipped(state_dir: Path) -> None:
     assert list_services(state_dir) == []
     with pytest.raises(ValueError, match="pid"):
         ServiceRecord.from_json({"service": "x"}, state_dir / "x.json")
+
+
+def test_status_shows_a_stuck_partition_with_its_reason(
+    state_dir: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """`stack status` renders the bus's health: a stuck partition, how long, and why."""
+    health = {
+        "consumers": ["agentlog.search"],
+        "stuck_partitions": {"agentlog.tasks.search-2": {"reason": "DLQ refuses", "for_s": 12.5}},
+    }
+    _record_for(sleeper, state_dir, health=health)
+    (record,) = list_services(state_dir)
+    head, *details = describe_service(record)
+    assert f"writer     ready: pid {sleeper.pid}, up " in head
+    assert details == [
+        "          consumers: agentlog.search",
+        "          stuck partitions: agentlog.tasks.search-2 for 12.5s: DLQ refuses",
+    ]
