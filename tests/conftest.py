@@ -26,6 +26,14 @@ class StackInfo:
     keys_dir: Path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`stack up` records the latest stack in the user's state folder for the CLI; the test
+    session's stacks must not replace the developer's own pointer."""
+    with _exported("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state"))):
+        yield
+
+
 @pytest.fixture(scope="session")
 def stack_info(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """The session's Postgres DSN and Kafka bootstrap servers."""

@@ -16,6 +16,7 @@ __all__ = ["keys_app"]
 keys_app = typer.Typer(
     help="Create and inspect the Ed25519 keys that sign agentlog's messages.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 

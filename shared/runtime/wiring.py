@@ -53,8 +53,8 @@ def exit_on_misconfiguration(main: Callable[[], None], service: str) -> Callable
         try:
             main()
         except ConfigurationError as exc:
+            # configure_logging ran first, so this is the one line on stderr.
             _log.error("%s cannot start: %s", service, exc)
-            print(f"error: {service} cannot start: {exc}", file=sys.stderr)
             sys.exit(2)
 
     return guarded
