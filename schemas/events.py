@@ -20,6 +20,7 @@ __all__ = [
     "CritiqueIssued",
     "DomainEvent",
     "DraftWritten",
+    "ForkedEvent",
     "MemoryCompacted",
     "PassagesRetrieved",
     "RecordedEventMessage",
@@ -29,7 +30,9 @@ __all__ = [
     "WorkflowCancelled",
     "WorkflowCompleted",
     "WorkflowFailed",
+    "WorkflowForked",
     "WorkflowPolicy",
+    "WorkflowRolledBack",
     "WorkflowStarted",
     "upcast",
 ]
@@ -167,6 +170,52 @@ class WorkflowCancelled(DomainEvent):
     finished_at: datetime
 
 
+class WorkflowRolledBack(DomainEvent):
+    """An operator rolled the workflow back: from here on, the effective history is events
+    ``1..to_version`` (as they were effective then) followed by this event and what comes after.
+
+    Nothing is deleted: the events between ``to_version`` and this one stay in the log as an
+    abandoned branch. Work recorded up to ``to_version`` is reused; the next step after it is
+    scheduled afresh.
+    """
+
+    to_version: int = Field(ge=1)
+    reason: ShortText
+    #: The verified signer of the request.
+    requested_by: ShortText | None = None
+    rolled_back_at: datetime
+
+
+class ForkedEvent(Message):
+    """One event of the parent's effective history, copied into a fork."""
+
+    model_config = Message.model_config | {"strict": False}
+
+    #: The parent's stream version; 0 for an event its own parent's fork copied.
+    version: int = Field(ge=0)
+    type: ShortText
+    schema_version: int = Field(ge=1)
+    data: dict[str, Any]
+
+
+class WorkflowForked(DomainEvent):
+    """A new workflow began from another one's state at ``parent_version``.
+
+    ``history`` is a copy of the parent's effective history up to that version, so the fork is
+    self-contained: readable, replayable and verifiable without its parent.
+    """
+
+    parent_workflow_id: Identifier
+    parent_version: int = Field(ge=1)
+    history: list[ForkedEvent]
+    #: Replaces the parent's constraints when set.
+    constraints: list[ShortText] | None = None
+    max_revisions: int | None = Field(default=None, ge=0, le=10)
+    reason: ShortText = ""
+    requested_by: ShortText | None = None
+    forked_at: datetime
+
+
 DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
     cls.event_type(): cls
     for cls in (
@@ -181,6 +230,8 @@ DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowCancelled,
+        WorkflowRolledBack,
+        WorkflowForked,
     )
 }
 
@@ -210,7 +261,8 @@ class RecordedEventMessage(Message):
 
     workflow_id: Identifier
     position: int = Field(ge=1)
-    version: int = Field(ge=1)
+    #: The parent's stream version; 0 for an event its own parent's fork copied.
+    version: int = Field(ge=0)
     type: ShortText
     schema_version: int = Field(ge=1)
     data: dict[str, Any]

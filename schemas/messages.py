@@ -19,11 +19,13 @@ __all__ = [
     "CritiqueResult",
     "CritiqueTask",
     "DraftResult",
+    "ForkWorkflow",
     "GoalSubmitted",
     "ManifestResult",
     "MemoryItem",
     "Passage",
     "Provenance",
+    "RollbackWorkflow",
     "SearchResult",
     "SearchTask",
     "SummarizeTask",
@@ -228,6 +230,36 @@ class CancelWorkflow(Message):
     requested_by: DoorText | None = None
 
 
+class RollbackWorkflow(Message):
+    """A control message: make the workflow's effective history end at ``to_version`` again.
+
+    The supervisor appends ``WorkflowRolledBack``; it works on running and finished workflows.
+    """
+
+    TYPE = "agentlog.control.rollback.v1"
+
+    workflow_id: Identifier
+    to_version: int = Field(ge=1)
+    reason: DoorText
+
+
+class ForkWorkflow(Message):
+    """A control message: start ``workflow_id`` (new) from ``parent_workflow_id`` at a version.
+
+    Keyed by the new workflow's id, like every message about that workflow.
+    """
+
+    TYPE = "agentlog.control.fork.v1"
+
+    workflow_id: Identifier
+    parent_workflow_id: Identifier
+    at_version: int = Field(ge=1)
+    #: Replaces the parent's constraints when given.
+    constraints: list[DoorText] | None = Field(default=None, max_length=20)
+    max_revisions: int | None = Field(default=None, ge=0, le=10)
+    reason: DoorText = ""
+
+
 class CompletionEventV1(Message):
     """The first completion schema: a cancelled workflow was reported as ``failed``.
 
@@ -251,7 +283,10 @@ class CompletionEventV1(Message):
 class CompletionEvent(Message):
     """What downstream systems consume from ``agentlog.completions``: a workflow's outcome.
 
-    v2: a cancelled workflow has its own outcome, ``cancelled`` (v1 said ``failed``).
+    v2: a cancelled workflow has its own outcome, ``cancelled`` (v1 said ``failed``). A
+    workflow that is rolled back after it finished runs again and finishes again: ``run`` counts
+    its runs (1 for the first), and ``supersedes`` is the ``ce_id`` of the completion this one
+    replaces, so a downstream consumer can tell a re-run from a new workflow.
     """
 
     TYPE = "agentlog.workflow.completed.v2"
@@ -267,3 +302,7 @@ class CompletionEvent(Message):
     manifest_version: int = Field(default=0, ge=0)
     last_version: int = Field(ge=1)
     finished_at: datetime
+    run: int = Field(default=1, ge=1)
+    supersedes: ShortText | None = None
+    #: Set for a fork's completions: the workflow it was forked from.
+    forked_from: Identifier | None = None

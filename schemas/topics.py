@@ -87,7 +87,7 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         CONTROL,
         "workflow id",
-        ("agentlog.control.cancel.v1",),
+        ("agentlog.control.cancel.v1", "agentlog.control.rollback.v1", "agentlog.control.fork.v1"),
         ("agentlog CLI", "operators"),
         ("supervisor",),
     ),

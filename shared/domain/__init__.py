@@ -13,16 +13,27 @@ from shared.domain.state import (
     WorkflowState,
     WorkflowStatus,
     replay,
+    replay_versioned,
     status_after,
 )
-from shared.domain.triggers import CancelRequested, GoalReceived, ResultReceived, Tick, Trigger
+from shared.domain.triggers import (
+    CancelRequested,
+    ForkRequested,
+    GoalReceived,
+    ResultReceived,
+    RollbackRequested,
+    Tick,
+    Trigger,
+)
 
 __all__ = [
     "TERMINAL_EVENTS",
     "CancelRequested",
+    "ForkRequested",
     "GoalReceived",
     "Refusal",
     "ResultReceived",
+    "RollbackRequested",
     "TaskState",
     "Tick",
     "Trigger",
@@ -32,5 +43,6 @@ __all__ = [
     "completion_for",
     "decide",
     "replay",
+    "replay_versioned",
     "status_after",
 ]

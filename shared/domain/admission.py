@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.events import WorkflowForked
 from schemas.messages import GoalSubmitted, TaskResult
 from shared.agents.constraints import constraint_problem
-from shared.domain.state import WorkflowState, WorkflowStatus
-from shared.domain.triggers import CancelRequested, GoalReceived, ResultReceived, Tick, Trigger
+from shared.domain.state import WorkflowState
+from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus
+from shared.domain.triggers import (
+    CancelRequested,
+    ForkRequested,
+    GoalReceived,
+    ResultReceived,
+    RollbackRequested,
+    Tick,
+    Trigger,
+)
 
-__all__ = ["Refusal", "admit"]
+__all__ = ["Refusal", "admit", "target_problem"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +50,55 @@ def admit(state: WorkflowState, trigger: Trigger, *, principal_agent: str | None
             return _admit_result(state, trigger.result, principal_agent)
         case CancelRequested() if state.status is WorkflowStatus.NEW:
             return Refusal("unknown-workflow", f"no workflow {trigger.cancel.workflow_id!r}")
+        case RollbackRequested():
+            return _admit_rollback(state, trigger.rollback.to_version)
+        case ForkRequested():
+            return _admit_fork(state, trigger)
         case CancelRequested() | Tick():
             return None
+    return None
+
+
+def target_problem(state: WorkflowState, version: int) -> str | None:
+    """Why the state at ``version`` cannot be continued from (rolled back to or forked), or
+    None. The target must be on the effective history and must not end a run."""
+    if state.status is WorkflowStatus.NEW:
+        return f"no workflow {state.workflow_id!r}"
+    if version >= state.version:
+        return f"version {version} is not before the workflow's current version {state.version}"
+    if version in state.abandoned_versions or version not in state.effective_versions:
+        return f"version {version} is on an abandoned branch; pick an effective event"
+    event = next(e for v, e in state.effective if v == version)
+    if event.event_type() in TERMINAL_EVENTS:
+        return f"version {version} ends a run ({event.event_type()}); pick an earlier event"
+    return None
+
+
+def _admit_rollback(state: WorkflowState, to_version: int) -> Refusal | None:
+    if state.status is WorkflowStatus.NEW:
+        return Refusal("unknown-workflow", f"no workflow {state.workflow_id!r}")
+    problem = target_problem(state, to_version)
+    return Refusal("invalid", problem) if problem else None
+
+
+def _admit_fork(state: WorkflowState, trigger: ForkRequested) -> Refusal | None:
+    if state.status is WorkflowStatus.NEW:
+        # The handler found the parent and copied its history; an empty copy means no parent.
+        if not trigger.history:
+            return Refusal(
+                "unknown-workflow", f"no workflow {trigger.fork.parent_workflow_id!r} to fork"
+            )
+        problem = constraint_problem(trigger.fork.constraints or [])
+        return Refusal("invalid", problem) if problem else None
+    first = state.effective[0][1] if state.effective else None
+    same = (
+        isinstance(first, WorkflowForked)
+        and first.parent_workflow_id == trigger.fork.parent_workflow_id
+        and first.parent_version == trigger.fork.at_version
+    )
+    if same:
+        return None  # the same fork again: idempotent
+    return Refusal("conflict", f"workflow {state.workflow_id!r} already exists; choose a new id")
 
 
 def _admit_goal(state: WorkflowState, goal: GoalSubmitted) -> Refusal | None:
@@ -68,6 +125,8 @@ def _admit_result(
 ) -> Refusal | None:
     if state.status is WorkflowStatus.NEW:
         return Refusal("unknown-workflow", f"result for unknown workflow {result.workflow_id!r}")
+    if result.task_id in state.abandoned_tasks:
+        return None  # a late result for an abandoned task: stale; decide ignores it
     task = state.tasks.get(result.task_id)
     if task is None:
         return Refusal("invalid", f"workflow {result.workflow_id!r} has no task {result.task_id!r}")

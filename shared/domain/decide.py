@@ -23,6 +23,8 @@ from schemas.events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowForked,
+    WorkflowRolledBack,
     WorkflowStarted,
 )
 from schemas.messages import (
@@ -36,6 +38,7 @@ from schemas.messages import (
 )
 from shared.agents.draft import cited_sources
 from shared.domain.scheduling import (
+    reissue,
     reschedule,
     schedule_critique,
     schedule_search,
@@ -43,8 +46,17 @@ from shared.domain.scheduling import (
     schedule_write,
     writer_passages,
 )
-from shared.domain.state import TaskState, WorkflowState, WorkflowStatus
-from shared.domain.triggers import CancelRequested, GoalReceived, ResultReceived, Tick, Trigger
+from shared.domain.state import TaskState, WorkflowState
+from shared.domain.statuses import WorkflowStatus, accepts
+from shared.domain.triggers import (
+    CancelRequested,
+    ForkRequested,
+    GoalReceived,
+    ResultReceived,
+    RollbackRequested,
+    Tick,
+    Trigger,
+)
 
 __all__ = ["decide"]
 
@@ -62,13 +74,14 @@ class _Decision:
 
 
 def decide(state: WorkflowState, trigger: Trigger) -> list[DomainEvent]:
-    """The events that follow from ``trigger``; empty when it changes nothing (e.g. a duplicate)."""
+    """The events that follow from ``trigger``; empty when it changes nothing (e.g. a duplicate,
+    or a trigger the workflow's status does not accept)."""
+    if not accepts(state.status, trigger.kind):
+        return []
     decision = _Decision(state)
     match trigger:
         case GoalReceived():
             _start(decision, trigger)
-        case _ if state.status is not WorkflowStatus.RUNNING:
-            pass  # results, ticks and cancels after the end change nothing
         case ResultReceived():
             _on_result(decision, trigger.result, trigger.now)
         case CancelRequested():
@@ -81,7 +94,61 @@ def decide(state: WorkflowState, trigger: Trigger) -> list[DomainEvent]:
             )
         case Tick():
             _on_tick(decision, trigger.now)
+        case RollbackRequested():
+            decision.emit(
+                WorkflowRolledBack(
+                    to_version=trigger.rollback.to_version,
+                    reason=trigger.rollback.reason,
+                    requested_by=trigger.principal,
+                    rolled_back_at=trigger.now,
+                )
+            )
+            _resume(decision, trigger.now)
+        case ForkRequested():
+            fork = trigger.fork
+            decision.emit(
+                WorkflowForked(
+                    parent_workflow_id=fork.parent_workflow_id,
+                    parent_version=fork.at_version,
+                    history=list(trigger.history),
+                    constraints=list(fork.constraints) if fork.constraints is not None else None,
+                    max_revisions=fork.max_revisions,
+                    reason=fork.reason,
+                    requested_by=trigger.principal,
+                    forked_at=trigger.now,
+                )
+            )
+            _resume(decision, trigger.now)
     return decision.events
+
+
+def _resume(decision: _Decision, now: datetime) -> None:
+    """Schedule the step that follows the effective history's last fact.
+
+    After a rollback or a fork, everything recorded up to the target is reused (passages,
+    drafts, critiques, the manifest); only what comes next runs. Tasks that were open at the
+    target were closed as abandoned by the fold, so the step is scheduled as new work.
+    """
+    state = decision.state
+    match state.last_fact:
+        case WorkflowStarted() | None:
+            decision.emit(schedule_search(state, now))
+        case PassagesRetrieved() as retrieved:
+            if retrieved.passages:
+                _next_write(decision, now)
+            else:
+                _fail(decision, now, "search found no passages for the goal")
+        case DraftWritten():
+            decision.emit(schedule_critique(state, now))
+        case MemoryCompacted():
+            decision.emit(schedule_write(state, now))
+        case CritiqueIssued() as critique:
+            _after_critique(decision, critique, now)
+        case TaskFailed() | TaskTimedOut() as failed:
+            decision.emit(reissue(state, state.tasks[failed.task_id], now))
+        case other:
+            # A terminal event is refused as a target by admission; anything else is a bug.
+            raise ValueError(f"cannot resume after {other.event_type()}")
 
 
 def _start(decision: _Decision, trigger: GoalReceived) -> None:
@@ -181,8 +248,13 @@ def _on_critique(
             provenance=result.provenance,
         )
     )
+    _after_critique(decision, decision.state.critiques[-1], now)
+
+
+def _after_critique(decision: _Decision, critique: CritiqueIssued, now: datetime) -> None:
+    """Commit an approved draft, revise, or fail when revisions ran out."""
     state = decision.state
-    if result.verdict == "approved":
+    if critique.verdict == "approved":
         draft = state.drafts[-1]
         titles = {p.source_id: p.title for p in writer_passages(state)}
         # From the approved text itself, not the writer's own list: the report can cite
@@ -203,7 +275,7 @@ def _on_critique(
             decision,
             now,
             f"critic did not approve after {state.revision} revision(s); "
-            f"last feedback: {'; '.join(result.feedback)[:300]}",
+            f"last feedback: {'; '.join(critique.feedback)[:300]}",
         )
 
 

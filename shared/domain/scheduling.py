@@ -17,6 +17,7 @@ from schemas.messages import (
 from shared.domain.state import TaskState, WorkflowState
 
 __all__ = [
+    "reissue",
     "reschedule",
     "schedule_critique",
     "schedule_search",
@@ -26,8 +27,9 @@ __all__ = [
 
 
 def _task_id(state: WorkflowState, agent: str) -> str:
-    # Derived from the history, not random: replay reproduces the same ids.
-    return f"{agent}-{state.tasks_scheduled + 1}"
+    # The stream version of the TaskScheduled event that creates the task: unique within the
+    # stream whatever rollbacks happen (versions never repeat), and reproduced by replay.
+    return f"{agent}-v{state.version + 1}"
 
 
 def _deadline(state: WorkflowState, now: datetime) -> datetime:
@@ -138,6 +140,27 @@ def reschedule(state: WorkflowState, task: TaskState, now: datetime) -> TaskSche
         task_id=task.task_id,
         agent=task.agent,
         attempt=task.attempt + 1,
+        deadline=_deadline(state, now),
+        command_type=task.command_type,
+        command=command,
+    )
+
+
+def reissue(state: WorkflowState, task: TaskState, now: datetime) -> TaskScheduled:
+    """The same work as a new task (new id, attempt 1): after a rollback or a fork, a task that
+    was open belongs to an abandoned branch or to the parent, so its results cannot count."""
+    task_id = _task_id(state, task.agent)
+    command = dict(task.command)
+    command.update(
+        workflow_id=state.workflow_id,
+        task_id=task_id,
+        attempt=1,
+        deadline=_deadline(state, now).isoformat(),
+    )
+    return TaskScheduled(
+        task_id=task_id,
+        agent=task.agent,
+        attempt=1,
         deadline=_deadline(state, now),
         command_type=task.command_type,
         command=command,

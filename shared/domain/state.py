@@ -1,11 +1,17 @@
-"""A workflow's state, folded from its domain events."""
+"""A workflow's state, folded from its recorded events, rollbacks and forks included.
+
+The fold takes events with their stream versions. ``WorkflowRolledBack(to_version)`` makes the
+effective history "the events that were effective up to ``to_version``, then the rollback and
+what follows"; the events in between stay in the log as an abandoned branch (their versions are
+in ``abandoned_versions``, their tasks in ``abandoned_tasks``). ``WorkflowForked`` folds the
+parent's copied history first, so a fork's state needs nothing from its parent.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from schemas.events import (
     CritiqueIssued,
@@ -19,10 +25,14 @@ from schemas.events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowForked,
     WorkflowPolicy,
+    WorkflowRolledBack,
     WorkflowStarted,
+    upcast,
 )
 from schemas.messages import AgentName, MemoryItem, Passage
+from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus, status_after
 
 __all__ = [
     "TERMINAL_EVENTS",
@@ -30,36 +40,9 @@ __all__ = [
     "WorkflowState",
     "WorkflowStatus",
     "replay",
+    "replay_versioned",
     "status_after",
 ]
-
-
-class WorkflowStatus(StrEnum):
-    """Where a workflow is in its life."""
-
-    NEW = "new"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        """No further events change the outcome."""
-        return self in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
-
-
-#: Event type → the status it ends a workflow in; no event follows one of these.
-TERMINAL_EVENTS: dict[str, WorkflowStatus] = {
-    WorkflowCompleted.event_type(): WorkflowStatus.COMPLETED,
-    WorkflowFailed.event_type(): WorkflowStatus.FAILED,
-    WorkflowCancelled.event_type(): WorkflowStatus.CANCELLED,
-}
-
-
-def status_after(last_event_type: str) -> WorkflowStatus:
-    """A workflow's status known only from its last event's type (no replay needed)."""
-    return TERMINAL_EVENTS.get(last_event_type, WorkflowStatus.RUNNING)
 
 
 @dataclass
@@ -80,6 +63,7 @@ class WorkflowState:
     """Everything the supervisor needs to decide the next step."""
 
     workflow_id: str
+    #: The stream's version: every event counts, abandoned ones too (the append's expectation).
     version: int = 0
     status: WorkflowStatus = WorkflowStatus.NEW
     goal: str = ""
@@ -90,10 +74,20 @@ class WorkflowState:
     critiques: list[CritiqueIssued] = field(default_factory=list)
     manifest: MemoryCompacted | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
-    tasks_scheduled: int = 0
     # Working memory gathered since the last compaction (what the summarizer would compress).
     fresh_memory: list[MemoryItem] = field(default_factory=list)
     outcome_reason: str | None = None
+    #: The effective history, with stream versions (a fork's copied history under version 0).
+    effective: list[tuple[int, DomainEvent]] = field(default_factory=list)
+    abandoned_versions: set[int] = field(default_factory=set)
+    #: Tasks scheduled on an abandoned branch: a late result for one is stale, not unknown.
+    abandoned_tasks: set[str] = field(default_factory=set)
+    #: 1 for the first run; a rollback of a finished workflow starts the next.
+    run: int = 1
+    #: Versions of the terminal events of earlier runs, oldest first.
+    finished_versions: list[int] = field(default_factory=list)
+    forked_from: str | None = None
+    forked_at_version: int | None = None
 
     @property
     def open_tasks(self) -> list[TaskState]:
@@ -111,9 +105,32 @@ class WorkflowState:
         """The latest draft's revision number (-1 before the first draft)."""
         return self.drafts[-1].revision if self.drafts else -1
 
-    def apply(self, event: DomainEvent) -> None:
-        """Fold one event into the state (the only place state changes)."""
-        self.version += 1
+    @property
+    def effective_versions(self) -> list[int]:
+        """Stream versions of the effective history, in order."""
+        return [version for version, _ in self.effective if version > 0]
+
+    @property
+    def last_fact(self) -> DomainEvent | None:
+        """The newest effective event that is a fact, not a decision or a marker."""
+        for _, event in reversed(self.effective):
+            if not isinstance(event, TaskScheduled | WorkflowRolledBack | WorkflowForked):
+                return event
+        return None
+
+    def apply(self, event: DomainEvent, version: int | None = None) -> None:
+        """Fold one event recorded at ``version`` (default: the next one) into the state."""
+        self.version = version if version is not None else self.version + 1
+        match event:
+            case WorkflowRolledBack():
+                self._roll_back(event)
+            case WorkflowForked():
+                self._fork(event)
+            case _:
+                self._fold(event)
+        self.effective.append((self.version, event))
+
+    def _fold(self, event: DomainEvent) -> None:
         match event:
             case WorkflowStarted():
                 self.status = WorkflowStatus.RUNNING
@@ -122,7 +139,6 @@ class WorkflowState:
                 self.policy = event.policy
                 self.fresh_memory.append(MemoryItem(kind="goal", ref="goal", text=event.goal))
             case TaskScheduled():
-                self.tasks_scheduled += 1
                 self.tasks[event.task_id] = TaskState(
                     event.task_id,
                     event.agent,
@@ -163,15 +179,77 @@ class WorkflowState:
                 self.status = WorkflowStatus.CANCELLED
                 self.outcome_reason = event.reason
 
+    def _roll_back(self, event: WorkflowRolledBack) -> None:
+        # Version 0 holds a fork's copied history: its WorkflowForked event re-creates it.
+        kept = [(v, e) for v, e in self.effective if 0 < v <= event.to_version]
+        dropped = [(v, e) for v, e in self.effective if v > event.to_version]
+        finished = self.status.terminal
+        # Rebuild from the kept prefix: the fold is cheap next to a rollback's rarity, and it
+        # cannot drift from the forward fold because it is the forward fold.
+        fresh = replay_versioned(self.workflow_id, kept)
+        fresh.abandoned_versions = self.abandoned_versions | {v for v, _ in dropped}
+        fresh.abandoned_tasks = set(self.abandoned_tasks)
+        fresh.abandoned_tasks.update(e.task_id for _, e in dropped if isinstance(e, TaskScheduled))
+        # Tasks still open at the target are abandoned too: the next step is scheduled afresh.
+        for task in fresh.open_tasks:
+            fresh.abandoned_tasks.add(task.task_id)
+            task.open = False
+        fresh.run = self.run + 1 if finished else self.run
+        fresh.finished_versions = list(self.finished_versions)
+        if finished:
+            fresh.finished_versions.append(self._terminal_version())
+        fresh.forked_from, fresh.forked_at_version = self.forked_from, self.forked_at_version
+        fresh.status = WorkflowStatus.RUNNING
+        fresh.outcome_reason = None
+        fresh.version = self.version
+        self.__dict__.update(fresh.__dict__)
+
+    def _terminal_version(self) -> int:
+        for version, event in reversed(self.effective):
+            if event.event_type() in TERMINAL_EVENTS:
+                return version
+        return self.version
+
+    def _fork(self, event: WorkflowForked) -> None:
+        for copied in event.history:
+            parent_event = upcast(copied.type, copied.schema_version, copied.data)
+            if isinstance(parent_event, WorkflowForked):
+                # A fork of a fork: its copied history precedes it in the copy; keep only its
+                # overrides.
+                self._override(parent_event)
+            else:
+                self._fold(parent_event)
+            # The parent's events count under version 0: they are not this stream's events.
+            self.effective.append((0, parent_event))
+        for task in self.open_tasks:
+            # The parent's tasks belong to the parent; the fork schedules its own.
+            task.open = False
+        self._override(event)
+        self.status = WorkflowStatus.RUNNING
+        self.outcome_reason = None
+        self.forked_from = event.parent_workflow_id
+        self.forked_at_version = event.parent_version
+
+    def _override(self, event: WorkflowForked) -> None:
+        if event.constraints is not None:
+            self.constraints = list(event.constraints)
+        if event.max_revisions is not None:
+            self.policy = self.policy.model_copy(update={"max_revisions": event.max_revisions})
+
     def _close(self, task_id: str) -> None:
         task = self.tasks.get(task_id)
         if task is not None:
             task.open = False
 
 
-def replay(workflow_id: str, events: Iterable[DomainEvent]) -> WorkflowState:
-    """Rebuild a workflow's state from its history."""
+def replay_versioned(workflow_id: str, events: Iterable[tuple[int, DomainEvent]]) -> WorkflowState:
+    """Rebuild a workflow's state from events with their stream versions."""
     state = WorkflowState(workflow_id)
-    for event in events:
-        state.apply(event)
+    for version, event in events:
+        state.apply(event, version)
     return state
+
+
+def replay(workflow_id: str, events: Iterable[DomainEvent]) -> WorkflowState:
+    """Rebuild a workflow's state from its whole history (versions 1, 2, …)."""
+    return replay_versioned(workflow_id, enumerate(events, start=1))

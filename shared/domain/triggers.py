@@ -1,20 +1,37 @@
-"""What can make the supervisor decide: a goal, a worker's result, a cancel, or time passing."""
+"""What can make the supervisor decide: a goal, a worker's result, a cancel, time passing, a
+rollback, or a fork. Each trigger has a ``kind``: the status machine's vocabulary."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
-from schemas.events import WorkflowPolicy
-from schemas.messages import CancelWorkflow, GoalSubmitted, TaskResult
+from schemas.events import ForkedEvent, WorkflowPolicy
+from schemas.messages import (
+    CancelWorkflow,
+    ForkWorkflow,
+    GoalSubmitted,
+    RollbackWorkflow,
+    TaskResult,
+)
 
-__all__ = ["CancelRequested", "GoalReceived", "ResultReceived", "Tick", "Trigger"]
+__all__ = [
+    "CancelRequested",
+    "ForkRequested",
+    "GoalReceived",
+    "ResultReceived",
+    "RollbackRequested",
+    "Tick",
+    "Trigger",
+]
 
 
 @dataclass(frozen=True)
 class GoalReceived:
     """An upstream goal arrived; ``defaults`` is the operator's policy for new workflows."""
 
+    kind: ClassVar[str] = "goal"
     goal: GoalSubmitted
     defaults: WorkflowPolicy
     now: datetime
@@ -26,6 +43,7 @@ class GoalReceived:
 class ResultReceived:
     """A worker replied to a task."""
 
+    kind: ClassVar[str] = "result"
     result: TaskResult
     now: datetime
 
@@ -34,6 +52,7 @@ class ResultReceived:
 class CancelRequested:
     """An operator asked to stop the workflow."""
 
+    kind: ClassVar[str] = "cancel"
     cancel: CancelWorkflow
     now: datetime
     #: The verified signer: recorded as who cancelled, whatever the message claims.
@@ -44,7 +63,30 @@ class CancelRequested:
 class Tick:
     """Time passed; deadlines may have expired."""
 
+    kind: ClassVar[str] = "tick"
     now: datetime
 
 
-Trigger = GoalReceived | ResultReceived | CancelRequested | Tick
+@dataclass(frozen=True)
+class RollbackRequested:
+    """An operator asked for the effective history to end at ``rollback.to_version`` again."""
+
+    kind: ClassVar[str] = "rollback"
+    rollback: RollbackWorkflow
+    now: datetime
+    principal: str | None = None
+
+
+@dataclass(frozen=True)
+class ForkRequested:
+    """An operator asked for a new workflow from another's state; ``history`` is the parent's
+    effective history up to the fork point (read by the supervisor, copied into the fork)."""
+
+    kind: ClassVar[str] = "fork"
+    fork: ForkWorkflow
+    history: tuple[ForkedEvent, ...]
+    now: datetime
+    principal: str | None = None
+
+
+Trigger = GoalReceived | ResultReceived | CancelRequested | Tick | RollbackRequested | ForkRequested

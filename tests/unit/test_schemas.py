@@ -19,12 +19,14 @@ from schemas import (
     CritiqueResult,
     CritiqueTask,
     DraftResult,
+    ForkWorkflow,
     GoalSubmitted,
     ManifestResult,
     MemoryItem,
     Message,
     Passage,
     Provenance,
+    RollbackWorkflow,
     SearchResult,
     SearchTask,
     SummarizeTask,
@@ -72,6 +74,10 @@ def _samples() -> list[Message]:
         ),
         TaskFailure(**TASK, agent="writer", provenance=PROVENANCE, error="model timed out"),
         CancelWorkflow(workflow_id="wf-1"),
+        RollbackWorkflow(workflow_id="wf-1", to_version=4, reason="redo the draft"),
+        ForkWorkflow(
+            workflow_id="wf-2", parent_workflow_id="wf-1", at_version=4, constraints=["avoid: x"]
+        ),
         CompletionEvent(
             workflow_id="wf-1",
             outcome="completed",

@@ -1,0 +1,56 @@
+"""The status machine: which statuses a workflow has, and which triggers each one accepts.
+
+Adding a status (the agent-controls issue adds PENDING_APPROVAL) is a change to this table and
+to the fold that enters it; ``decide`` consults ``accepts`` and nothing else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from schemas.events import WorkflowCancelled, WorkflowCompleted, WorkflowFailed
+
+__all__ = ["ACCEPTS", "TERMINAL_EVENTS", "WorkflowStatus", "accepts", "status_after"]
+
+
+class WorkflowStatus(StrEnum):
+    """Where a workflow is in its life."""
+
+    NEW = "new"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """The run is over (a rollback can still start another)."""
+        return self in (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED)
+
+
+#: Status → the trigger kinds it acts on (``Trigger.kind``); any other trigger changes nothing.
+ACCEPTS: dict[WorkflowStatus, frozenset[str]] = {
+    WorkflowStatus.NEW: frozenset({"goal", "fork"}),
+    WorkflowStatus.RUNNING: frozenset({"goal", "result", "cancel", "tick", "rollback"}),
+    WorkflowStatus.COMPLETED: frozenset({"goal", "rollback"}),
+    WorkflowStatus.FAILED: frozenset({"goal", "rollback"}),
+    WorkflowStatus.CANCELLED: frozenset({"goal", "rollback"}),
+}
+
+
+def accepts(status: WorkflowStatus, kind: str) -> bool:
+    """Whether a workflow in ``status`` acts on a trigger of ``kind``."""
+    return kind in ACCEPTS[status]
+
+
+#: Event type → the status it ends a run in.
+TERMINAL_EVENTS: dict[str, WorkflowStatus] = {
+    WorkflowCompleted.event_type(): WorkflowStatus.COMPLETED,
+    WorkflowFailed.event_type(): WorkflowStatus.FAILED,
+    WorkflowCancelled.event_type(): WorkflowStatus.CANCELLED,
+}
+
+
+def status_after(last_event_type: str) -> WorkflowStatus:
+    """A workflow's status known only from its last event's type (no replay needed)."""
+    return TERMINAL_EVENTS.get(last_event_type, WorkflowStatus.RUNNING)
