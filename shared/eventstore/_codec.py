@@ -13,9 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from shared.eventstore.chain import body_digest
 from shared.eventstore.port import NewEvent, Tracking
 
-__all__ = ["check_append", "check_text", "decode_json", "encode_events", "encode_json"]
+__all__ = [
+    "check_append",
+    "check_text",
+    "decode_json",
+    "encode_events",
+    "encode_json",
+    "event_digests",
+]
 
 
 def encode_json(value: dict[str, Any]) -> str:
@@ -75,3 +83,28 @@ def check_append(
 def encode_events(events: Sequence[NewEvent]) -> tuple[list[str], list[str]]:
     """Every event's (data, metadata) text; raises before anything is written if one is bad."""
     return [encode_json(e.data) for e in events], [encode_json(e.metadata) for e in events]
+
+
+def event_digests(
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+    decoded: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+) -> list[bytes]:
+    """Each event's body digest, from its data and metadata as decoded from the stored text.
+
+    Hashing the decoded text, not the caller's dicts, makes the digest the one a verifier
+    recomputes from a read: tuples, non-string keys and the like are already normalised.
+    """
+    return [
+        body_digest(
+            stream_id=stream_id,
+            version=expected_version + i,
+            type=e.type,
+            schema_version=e.schema_version,
+            event_id=e.event_id,
+            data=data,
+            metadata=metadata,
+        )
+        for i, (e, (data, metadata)) in enumerate(zip(events, decoded, strict=True), start=1)
+    ]

@@ -12,7 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.eventstore._codec import check_append, check_text, decode_json, encode_events
+from shared.eventstore._codec import (
+    check_append,
+    check_text,
+    decode_json,
+    encode_events,
+    event_digests,
+)
+from shared.eventstore.chain import ZERO_HASH, link_hash, recorded_micros
 from shared.eventstore.port import (
     AlreadyProcessedError,
     ConcurrencyConflictError,
@@ -44,6 +51,7 @@ class _Row:
     data: str
     metadata: str
     recorded_at: datetime
+    hash: str
 
     def recorded(self) -> RecordedEvent:
         return RecordedEvent(
@@ -56,6 +64,19 @@ class _Row:
             event_id=self.event_id,
             metadata=decode_json(self.metadata),
             recorded_at=self.recorded_at,
+            hash=self.hash,
+        )
+
+    def head(self, first: _Row) -> StreamSummary:
+        """The head of the stream this row ends, which began with ``first``."""
+        return StreamSummary(
+            stream_id=self.stream_id,
+            version=self.version,
+            first_type=first.type,
+            last_type=self.type,
+            created_at=first.recorded_at,
+            updated_at=self.recorded_at,
+            last_hash=self.hash,
         )
 
 
@@ -100,6 +121,10 @@ class InMemoryEventStore(EventStore):
             raise EventStoreError("an event id in this batch is already recorded")
 
         now = self._clock()
+        decoded = [(decode_json(d), decode_json(m)) for d, m in zip(data, metadata, strict=True)]
+        links = self._chain(
+            stream, event_digests(stream_id, expected_version, events, decoded), now
+        )
         rows = [
             _Row(
                 position=len(self._log) + i,
@@ -111,8 +136,11 @@ class InMemoryEventStore(EventStore):
                 data=d,
                 metadata=m,
                 recorded_at=now,
+                hash=link,
             )
-            for i, (e, d, m) in enumerate(zip(events, data, metadata, strict=True), start=1)
+            for i, (e, d, m, link) in enumerate(
+                zip(events, data, metadata, links, strict=True), start=1
+            )
         ]
         self._log.extend(rows)
         if rows:
@@ -121,6 +149,16 @@ class InMemoryEventStore(EventStore):
         if key is not None:
             self._tracking[key] = rows[-1].position if rows else None
         return [r.recorded() for r in rows]
+
+    @staticmethod
+    def _chain(stream: list[_Row], digests: list[bytes], now: datetime) -> list[str]:
+        """Each new event's hash, chained from the stream's last one (as append_events does)."""
+        prev, micros = stream[-1].hash if stream else ZERO_HASH, recorded_micros(now)
+        links: list[str] = []
+        for digest in digests:
+            prev = link_hash(prev, digest, micros)
+            links.append(prev)
+        return links
 
     async def read(
         self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
@@ -151,17 +189,22 @@ class InMemoryEventStore(EventStore):
         if limit < 1:
             raise ValueError(f"limit must be >= 1, not {limit}")
         heads = sorted(self._streams.values(), key=lambda rows: rows[-1].position, reverse=True)
-        return [
-            StreamSummary(
-                stream_id=rows[0].stream_id,
-                version=rows[-1].version,
-                first_type=rows[0].type,
-                last_type=rows[-1].type,
-                created_at=rows[0].recorded_at,
-                updated_at=rows[-1].recorded_at,
-            )
-            for rows in heads[:limit]
-        ]
+        return [rows[-1].head(rows[0]) for rows in heads[:limit]]
+
+    async def stream_head(self, stream_id: str) -> StreamSummary | None:
+        """The stream's head (None when it does not exist)."""
+        check_text("stream_id", stream_id)
+        rows = self._streams.get(stream_id)
+        return rows[-1].head(rows[0]) if rows else None
+
+    async def stream_heads(self, after: str = "", limit: int = 1000) -> list[StreamSummary]:
+        """Up to ``limit`` heads of streams whose id sorts after ``after``, in code-point order."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        if after:
+            check_text("after", after)
+        ids = sorted(s for s in self._streams if s > after)[:limit]
+        return [self._streams[s][-1].head(self._streams[s][0]) for s in ids]
 
     async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:
         """Up to ``limit`` stream ids starting with ``prefix``, in id order."""

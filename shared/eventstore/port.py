@@ -98,11 +98,14 @@ class RecordedEvent:
     event_id: str
     metadata: dict[str, Any]
     recorded_at: datetime
+    # Lowercase hex of the chain link (shared.eventstore.chain); None for a legacy event,
+    # written before the store kept hashes.
+    hash: str | None = None
 
 
 @dataclass(frozen=True)
 class StreamSummary:
-    """One stream's head: what `agentlog list` shows."""
+    """One stream's head: what `agentlog list` shows, and where its hash chain ends."""
 
     stream_id: str
     version: int
@@ -110,6 +113,8 @@ class StreamSummary:
     last_type: str
     created_at: datetime
     updated_at: datetime
+    # The last event's hash; None while the stream holds only legacy events.
+    last_hash: str | None = None
 
 
 class EventStore(AsyncResource):
@@ -163,6 +168,18 @@ class EventStore(AsyncResource):
 
         ``%`` and ``_`` in ``prefix`` are plain characters. Asking for two tells a unique
         prefix (one id) from an ambiguous one.
+        """
+
+    @abstractmethod
+    async def stream_head(self, stream_id: str) -> StreamSummary | None:
+        """The stream's head (None when it does not exist)."""
+
+    @abstractmethod
+    async def stream_heads(self, after: str = "", limit: int = 1000) -> list[StreamSummary]:
+        """Up to ``limit`` heads of streams whose id sorts after ``after``, in id order.
+
+        Ids compare by code point (Postgres: ``COLLATE "C"``), the order Python's ``sorted``
+        gives, so pages visit every stream once and readers can check the order themselves.
         """
 
     @abstractmethod

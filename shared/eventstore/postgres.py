@@ -16,7 +16,13 @@ from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
-from shared.eventstore._codec import check_append, check_text, decode_json, encode_events
+from shared.eventstore._codec import (
+    check_append,
+    check_text,
+    decode_json,
+    encode_events,
+    event_digests,
+)
 from shared.eventstore.port import (
     AlreadyProcessedError,
     ConcurrencyConflictError,
@@ -36,8 +42,10 @@ _CONFLICT = "AL001"
 _ALREADY_PROCESSED = "AL002"
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _COLUMNS = (
-    "position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at"
+    "position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at,"
+    " hash"
 )
+_HEAD_COLUMNS = "stream_id, version, first_type, last_type, created_at, updated_at, last_hash"
 
 
 # Errors that say "the database is not reachable right now", not "the request was wrong".
@@ -96,7 +104,16 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
         event_id=row["event_id"],
         metadata=decode_json(row["metadata"]),
         recorded_at=row["recorded_at"],
+        hash=_hex(row["hash"]),
     )
+
+
+def _head(row: asyncpg.Record) -> StreamSummary:
+    return StreamSummary(**{**dict(row), "last_hash": _hex(row["last_hash"])})
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
 
 
 class PostgresEventStore(EventStore):
@@ -114,8 +131,8 @@ class PostgresEventStore(EventStore):
         self._pool: asyncpg.Pool | None = None
         s = f'"{schema}"'
         self._append_sql = (
-            f"SELECT o_positions, o_recorded_at FROM {s}.append_events"
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            f"SELECT o_positions, o_recorded_at, o_hashes FROM {s}.append_events"
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         self._read_sql = (
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version > $2"
@@ -126,8 +143,12 @@ class PostgresEventStore(EventStore):
         )
         self._version_sql = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
         self._list_sql = (
-            "SELECT stream_id, version, first_type, last_type, created_at, updated_at"
-            f" FROM {s}.streams ORDER BY last_position DESC LIMIT $1"
+            f"SELECT {_HEAD_COLUMNS} FROM {s}.streams ORDER BY last_position DESC LIMIT $1"
+        )
+        self._head_sql = f"SELECT {_HEAD_COLUMNS} FROM {s}.streams WHERE stream_id = $1"
+        self._heads_sql = (
+            f'SELECT {_HEAD_COLUMNS} FROM {s}.streams WHERE stream_id COLLATE "C" > $1'
+            ' ORDER BY stream_id COLLATE "C" LIMIT $2'
         )
         # LIKE with an explicit escape character: ids may contain "_" (a LIKE wildcard).
         self._find_sql = (
@@ -242,6 +263,9 @@ class PostgresEventStore(EventStore):
         """Append on ``conn``; inside a caller's transaction the lock lasts until its commit."""
         check_append(stream_id, events, expected_version, tracking)
         data, metadata = encode_events(events)
+        # Decoded once: hashed as verify will see them, then handed back in the result.
+        decoded = [(decode_json(d), decode_json(m)) for d, m in zip(data, metadata, strict=True)]
+        digests = event_digests(stream_id, expected_version, events, decoded)
         try:
             row = await conn.fetchrow(
                 self._append_sql,
@@ -254,6 +278,7 @@ class PostgresEventStore(EventStore):
                 [e.event_id for e in events],
                 data,
                 metadata,
+                digests,
             )
         except asyncpg.PostgresError as exc:
             error = self._translate(exc, stream_id, expected_version, tracking)
@@ -268,13 +293,14 @@ class PostgresEventStore(EventStore):
                 version=expected_version + i,
                 type=e.type,
                 schema_version=e.schema_version,
-                data=decode_json(d),
+                data=d,
                 event_id=e.event_id,
-                metadata=decode_json(m),
+                metadata=m,
                 recorded_at=row["o_recorded_at"],
+                hash=link.hex(),
             )
-            for i, (e, d, m, position) in enumerate(
-                zip(events, data, metadata, row["o_positions"], strict=True), start=1
+            for i, (e, (d, m), position, link) in enumerate(
+                zip(events, decoded, row["o_positions"], row["o_hashes"], strict=True), start=1
             )
         ]
 
@@ -325,7 +351,24 @@ class PostgresEventStore(EventStore):
         if limit < 1:
             raise ValueError(f"limit must be >= 1, not {limit}")
         rows = await self._ready.fetch(self._list_sql, limit)
-        return [StreamSummary(**dict(r)) for r in rows]
+        return [_head(r) for r in rows]
+
+    @_unavailable_on_connection_loss
+    async def stream_head(self, stream_id: str) -> StreamSummary | None:
+        """The stream's head (None when it does not exist)."""
+        check_text("stream_id", stream_id)
+        row = await self._ready.fetchrow(self._head_sql, stream_id)
+        return None if row is None else _head(row)
+
+    @_unavailable_on_connection_loss
+    async def stream_heads(self, after: str = "", limit: int = 1000) -> list[StreamSummary]:
+        """Up to ``limit`` heads of streams whose id sorts after ``after``, in code-point order."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, not {limit}")
+        if after:
+            check_text("after", after)
+        rows = await self._ready.fetch(self._heads_sql, after, limit)
+        return [_head(r) for r in rows]
 
     @_unavailable_on_connection_loss
     async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.events (
     data            json        NOT NULL,
     metadata        json        NOT NULL,
     recorded_at     timestamptz NOT NULL,
+    hash            bytea,      -- shared/eventstore/chain.py; NULL for legacy rows (docs/audit.md)
     CONSTRAINT events_stream_version_uq UNIQUE (stream_id, version),
     CONSTRAINT events_event_id_uq UNIQUE (event_id)
 );
@@ -30,9 +31,20 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.streams (
     last_type      text        NOT NULL,
     created_at     timestamptz NOT NULL,
     updated_at     timestamptz NOT NULL,
-    last_position  bigint      NOT NULL
+    last_position  bigint      NOT NULL,
+    last_hash      bytea       -- the last event's hash: where the next append chains from
 );
 CREATE INDEX IF NOT EXISTS streams_last_position_idx ON __SCHEMA__.streams (last_position DESC);
+-- stream_heads pages in code-point order, which the default collation may not follow.
+CREATE INDEX IF NOT EXISTS streams_id_c_idx ON __SCHEMA__.streams (stream_id COLLATE "C");
+
+-- Databases created before the hash chain: their rows keep a NULL hash and read as legacy.
+ALTER TABLE __SCHEMA__.events ADD COLUMN IF NOT EXISTS hash bytea;
+ALTER TABLE __SCHEMA__.streams ADD COLUMN IF NOT EXISTS last_hash bytea;
+-- The append without hashes: a writer still running the old code fails loudly instead of
+-- adding unchained events to chained streams.
+DROP FUNCTION IF EXISTS __SCHEMA__.append_events(
+    text, integer, text, text, text[], integer[], text[], text[], text[]);
 
 -- The inbox: a consumed message's key, recorded in the transaction that stored its effect.
 CREATE TABLE IF NOT EXISTS __SCHEMA__.tracking (
@@ -79,6 +91,10 @@ CREATE OR REPLACE TRIGGER events_append_only
 -- position. EXCLUSIVE does not conflict with ACCESS SHARE, so readers never wait. The lock is
 -- held for one server-side statement, not across client round trips.
 --
+-- The hash chain (shared/eventstore/chain.py): the client sends each event's body digest;
+-- the link to the stream's head hash and to recorded_at is made here, under the lock, so two
+-- writers can never chain from the same head.
+--
 -- Tracking-only appends (no events) take no lock: they draw no positions.
 -- When a recorded tracking key and a stale version both apply, AL002 (already processed) wins:
 -- a redelivered message is the likelier cause, and its consumer should ack, not retry.
@@ -91,14 +107,18 @@ CREATE OR REPLACE FUNCTION __SCHEMA__.append_events(
     p_schema_versions  integer[],
     p_event_ids        text[],
     p_data             text[],
-    p_metadata         text[]
-) RETURNS TABLE (o_positions bigint[], o_recorded_at timestamptz)
+    p_metadata         text[],
+    p_digests          bytea[]
+) RETURNS TABLE (o_positions bigint[], o_recorded_at timestamptz, o_hashes bytea[])
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n          integer := coalesce(cardinality(p_types), 0);
     v_actual     integer;
     v_now        timestamptz;
     v_positions  bigint[] := '{}';
+    v_hash       bytea;
+    v_hashes     bytea[] := '{}';
+    v_time       bytea;
 BEGIN
     IF v_n > 0 THEN
         LOCK TABLE __SCHEMA__.events IN EXCLUSIVE MODE;
@@ -115,7 +135,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'AL002', MESSAGE = 'already processed';
     END IF;
 
-    SELECT s.version INTO v_actual FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id;
+    SELECT s.version, s.last_hash INTO v_actual, v_hash
+    FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id;
     v_actual := coalesce(v_actual, 0);
     IF v_actual <> p_expected THEN
         RAISE EXCEPTION USING
@@ -123,26 +144,41 @@ BEGIN
     END IF;
 
     IF v_n > 0 THEN
+        -- A new stream, or one holding only legacy rows, chains from 32 zero bytes.
+        v_hash := coalesce(v_hash, decode(repeat('00', 32), 'hex'));
+        -- extract() is numeric, so the microseconds are exact.
+        v_time := int8send((extract(epoch FROM v_now) * 1000000)::bigint);
+        FOR i IN 1 .. v_n LOOP
+            IF octet_length(p_digests[i]) IS DISTINCT FROM 32 THEN
+                RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'each event needs a 32-byte digest';
+            END IF;
+            v_hash := sha256(v_hash || p_digests[i] || v_time);
+            v_hashes := v_hashes || v_hash;
+        END LOOP;
+
         -- ORDER BY so positions follow versions within the batch.
         WITH ins AS (
             INSERT INTO __SCHEMA__.events
-                (stream_id, version, type, schema_version, event_id, data, metadata, recorded_at)
+                (stream_id, version, type, schema_version, event_id, data, metadata, recorded_at,
+                 hash)
             SELECT p_stream_id, p_expected + u.i::integer, u.t, u.sv, u.eid,
-                   u.d::json, u.m::json, v_now
-            FROM unnest(p_types, p_schema_versions, p_event_ids, p_data, p_metadata)
-                 WITH ORDINALITY AS u(t, sv, eid, d, m, i)
+                   u.d::json, u.m::json, v_now, u.h
+            FROM unnest(p_types, p_schema_versions, p_event_ids, p_data, p_metadata, v_hashes)
+                 WITH ORDINALITY AS u(t, sv, eid, d, m, h, i)
             ORDER BY u.i
             RETURNING events.position, events.version
         )
         SELECT array_agg(ins.position ORDER BY ins.version) INTO v_positions FROM ins;
 
         INSERT INTO __SCHEMA__.streams AS s
-            (stream_id, version, first_type, last_type, created_at, updated_at, last_position)
+            (stream_id, version, first_type, last_type, created_at, updated_at, last_position,
+             last_hash)
         VALUES (p_stream_id, p_expected + v_n, p_types[1], p_types[v_n], v_now, v_now,
-                v_positions[v_n])
+                v_positions[v_n], v_hash)
         ON CONFLICT (stream_id) DO UPDATE
             SET version = excluded.version, last_type = excluded.last_type,
-                updated_at = excluded.updated_at, last_position = excluded.last_position;
+                updated_at = excluded.updated_at, last_position = excluded.last_position,
+                last_hash = excluded.last_hash;
     END IF;
 
     -- Last, so the key can point at the events it produced; a duplicate rolls them back.
@@ -155,6 +191,6 @@ BEGIN
         END IF;
     END IF;
 
-    RETURN QUERY SELECT v_positions, v_now;
+    RETURN QUERY SELECT v_positions, v_now, v_hashes;
 END
 $$;

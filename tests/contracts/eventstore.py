@@ -24,6 +24,7 @@ from shared.eventstore import (
     RecordedEvent,
     Tracking,
 )
+from shared.eventstore.chain import ZERO_HASH, body_digest, link_hash, recorded_micros
 
 __all__ = ["EventStoreContract", "StoreFactory", "follow_while"]
 
@@ -33,6 +34,20 @@ StoreFactory = Callable[[], Awaitable[EventStore]]
 def ev(type_: str = "Noted", **data: Any) -> NewEvent:
     """A small event."""
     return NewEvent(type=type_, data=data)
+
+
+def chained_hash(prev_hash: str, event: RecordedEvent) -> str:
+    """The hash shared.eventstore.chain defines for ``event`` after ``prev_hash``."""
+    digest = body_digest(
+        stream_id=event.stream_id,
+        version=event.version,
+        type=event.type,
+        schema_version=event.schema_version,
+        event_id=event.event_id,
+        data=event.data,
+        metadata=event.metadata,
+    )
+    return link_hash(prev_hash, digest, recorded_micros(event.recorded_at))
 
 
 async def follow_while(
@@ -378,3 +393,56 @@ class EventStoreContract:
         await store.save_checkpoint("relay", 12)
         assert await store.load_checkpoint("relay") == 12
         assert await store.load_checkpoint("other") == 0
+
+    # --- the hash chain ------------------------------------------------------------------------
+
+    async def test_hashes_chain_per_stream(self, store: EventStore) -> None:
+        """Each event's hash links its stream's previous hash (zero first) to its content and
+        time, exactly as shared.eventstore.chain defines it, whatever other streams do."""
+        await store.append("a", [ev("A1", n=1), ev("A2")], 0)
+        await store.append("b", [NewEvent("B1", {"k": [1]}, metadata={"actor": "x"})], 0)
+        returned = await store.append("a", [ev("A3"), ev("A4", z=None)], 2)
+        for stream in ("a", "b"):
+            prev = ZERO_HASH
+            for event in await store.read(stream):
+                assert event.hash == chained_hash(prev, event)
+                prev = event.hash
+        assert returned == (await store.read("a"))[2:]
+        assert len({e.hash for e in await store.read_all()}) == 5
+
+    async def test_awkward_payloads_hash_as_read_back(self, store: EventStore) -> None:
+        """The hash recomputes from the event as read, also for payloads JSON normalises
+        (tuples, integer keys) and for NUL, lone surrogates, big numbers and non-ASCII keys."""
+        data: dict[Any, Any] = {"t": (1, 2), 3: "int key", "\x00": "\ud800", "é": 2**70, "f": 0.1}
+        [recorded] = await store.append("wf-odd", [NewEvent("T", data, metadata={"ü": 1})], 0)
+        [read] = await store.read("wf-odd")
+        assert read.hash == recorded.hash == chained_hash(ZERO_HASH, read)
+        assert (read.data["t"], read.data["3"]) == ([1, 2], "int key")
+
+    async def test_stream_head_keeps_the_last_hash(self, store: EventStore) -> None:
+        """A stream's head records its version and its last event's hash; missing is None."""
+        assert await store.stream_head("wf-1") is None
+        await store.append("wf-1", [ev("Started"), ev()], 0)
+        [last] = await store.append("wf-1", [ev("Done")], 2)
+        head = await store.stream_head("wf-1")
+        assert head is not None
+        assert (head.version, head.first_type, head.last_type) == (3, "Started", "Done")
+        assert head.last_hash == last.hash
+        assert (await store.list_streams())[0] == head
+
+    async def test_stream_heads_page_through_every_stream_in_code_point_order(
+        self, store: EventStore
+    ) -> None:
+        """stream_heads pages by id in code-point order (not a locale's), each stream once."""
+        ids = ["wf-2", "B", "a", "_x", "é", "wf_1", "Z9", "wf-10"]
+        for stream_id in ids:
+            await store.append(stream_id, [ev()], 0)
+        seen: list[str] = []
+        while page := await store.stream_heads(seen[-1] if seen else "", limit=3):
+            assert len(page) <= 3
+            seen.extend(h.stream_id for h in page)
+        assert seen == sorted(ids)
+        [head] = await store.stream_heads("wf-1", limit=1)
+        assert head == await store.stream_head("wf-10")
+        with pytest.raises(ValueError, match="limit"):
+            await store.stream_heads(limit=0)
