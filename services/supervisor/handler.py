@@ -1,26 +1,43 @@
-"""Turns inbound messages into recorded decisions: read history, decide, append with tracking."""
+"""Turns inbound messages into recorded decisions: catch up on history, decide, append with
+tracking.
+
+Per-workflow state is cached in memory and caught up from the last version it knows, so a long
+or rollback-heavy workflow costs one small read per message, not a re-read and re-fold of its
+whole stream. The store stays the truth: a version conflict (another supervisor wrote) or a
+restart only means catching up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
+from collections import OrderedDict
 from datetime import datetime
 
-from schemas.events import WorkflowPolicy
-from schemas.messages import CancelWorkflow, GoalSubmitted, TaskResult
+from schemas.events import ForkedEvent, WorkflowPolicy
+from schemas.messages import (
+    CancelWorkflow,
+    ForkWorkflow,
+    GoalSubmitted,
+    RollbackWorkflow,
+    TaskResult,
+)
 from shared.auth import Principal, Role
 from shared.domain import (
     CancelRequested,
+    ForkRequested,
     GoalReceived,
     ResultReceived,
+    RollbackRequested,
     Tick,
     Trigger,
     WorkflowState,
     WorkflowStatus,
     admit,
     decide,
-    replay,
 )
+from shared.domain.admission import target_problem
 from shared.eventstore import (
     AlreadyProcessedError,
     ConcurrencyConflictError,
@@ -38,15 +55,31 @@ _log = logging.getLogger(__name__)
 
 CONSUMER = "supervisor"
 _MAX_CONFLICT_RETRIES = 20
+#: Workflows whose state stays cached; the least recently used are folded again when needed.
+_CACHE_SIZE = 2_000
+_LOCK_STRIPES = 256
 
 
 class Supervisor:
     """Applies the pure domain to each message and commits the outcome atomically."""
 
-    def __init__(self, store: EventStore, clock: Clock, defaults: WorkflowPolicy) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        defaults: WorkflowPolicy,
+        *,
+        cache_size: int = _CACHE_SIZE,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._defaults = defaults
+        self._cache: OrderedDict[str, WorkflowState] = OrderedDict()
+        self._cache_size = cache_size
+        # One decision at a time per workflow: the deadline ticker and the consumer may both
+        # act on one workflow, and the cached state must see each append exactly once. A fixed
+        # pool of locks (striped by workflow id) needs no cleanup as workflows come and go.
+        self._locks = [asyncio.Lock() for _ in range(_LOCK_STRIPES)]
         #: Set whenever new events commit, so the outbox relay publishes without polling delay.
         self.committed = asyncio.Event()
         #: Running workflows → their earliest open task deadline (None: unknown, check on the
@@ -59,33 +92,37 @@ class Supervisor:
         message = delivery.message
         now = self._clock.now()
         principal = delivery.principal
+        name = principal.name if principal is not None else None
         trigger: Trigger
         match message:
             case GoalSubmitted():
-                workflow_id = message.workflow_id
-                trigger = GoalReceived(message, self._defaults, now, _name(principal))
+                trigger = GoalReceived(message, self._defaults, now, name)
                 key = f"goal/{delivery.ce_id}"
             case TaskResult():
-                workflow_id = message.workflow_id
                 trigger = ResultReceived(message, now)
                 # Keyed by the attempt, not the ce_id: a worker's duplicate reply is the same fact.
-                key = f"result/{workflow_id}/{message.task_id}/{message.attempt}"
+                key = f"result/{message.workflow_id}/{message.task_id}/{message.attempt}"
             case CancelWorkflow():
-                workflow_id = message.workflow_id
-                trigger = CancelRequested(message, now, _name(principal))
+                trigger = CancelRequested(message, now, name)
+                key = f"control/{delivery.ce_id}"
+            case RollbackWorkflow():
+                trigger = RollbackRequested(message, now, name)
+                key = f"control/{delivery.ce_id}"
+            case ForkWorkflow():
+                history = await self._fork_point(message)
+                trigger = ForkRequested(message, history, now, name)
                 key = f"control/{delivery.ce_id}"
             case _:
                 _log.warning("supervisor ignores %s from %s", delivery.ce_type, delivery.topic)
                 return
-        agent = principal.agent if principal is not None and principal.role is Role.AGENT else None
         try:
             await self.execute(
-                workflow_id,
+                message.workflow_id,
                 trigger,
                 Tracking(CONSUMER, key),
                 delivery.ce_id,
-                principal_agent=agent,
-                principal=_name(principal),
+                principal_agent=_agent(principal),
+                principal=name,
             )
         except StoreUnavailableError as exc:
             raise TransientError(str(exc)) from exc
@@ -103,6 +140,17 @@ class Supervisor:
         for workflow_id in due:
             await self.execute(workflow_id, Tick(now), None, None)
 
+    async def state_of(self, workflow_id: str) -> WorkflowState:
+        """The workflow's current state: the cached one caught up with the store."""
+        state = self._cache.pop(workflow_id, None) or WorkflowState(workflow_id)
+        newer = await self._store.read(workflow_id, after_version=state.version)
+        for record, event in zip(newer, decode_history(newer), strict=True):
+            state.apply(event, record.version)
+        self._cache[workflow_id] = state
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return state
+
     async def execute(
         self,
         workflow_id: str,
@@ -117,9 +165,22 @@ class Supervisor:
 
         Raises ``RejectedError`` (nothing recorded) when the domain refuses the message.
         """
+        async with self._lock(workflow_id):
+            return await self._execute(
+                workflow_id, trigger, tracking, causation_id, principal_agent, principal
+            )
+
+    async def _execute(
+        self,
+        workflow_id: str,
+        trigger: Trigger,
+        tracking: Tracking | None,
+        causation_id: str | None,
+        principal_agent: str | None,
+        principal: str | None,
+    ) -> int:
         for _ in range(_MAX_CONFLICT_RETRIES):
-            history = decode_history(await self._store.read(workflow_id))
-            state = replay(workflow_id, history)
+            state = await self.state_of(workflow_id)
             refusal = admit(state, trigger, principal_agent=principal_agent)
             if refusal is not None:
                 _log.warning("refused for %s: %s", workflow_id, refusal.detail)
@@ -134,6 +195,7 @@ class Supervisor:
                 correlation_id=workflow_id,
                 causation_id=causation_id,
                 principal=principal,
+                trigger={"kind": trigger.kind, "now": trigger.now.isoformat()},
             )
             try:
                 await self._store.append(workflow_id, records, state.version, tracking=tracking)
@@ -141,14 +203,39 @@ class Supervisor:
                 _log.debug("duplicate %s ignored", tracking)
                 return 0
             except ConcurrencyConflictError:
-                continue
+                continue  # another writer moved the stream: catch up and decide again
             if events:
                 self.committed.set()
-                for event in events:  # fold the new events in; no second replay
+                for event in events:  # fold the new events in; no second read
                     state.apply(event)
                 self._track(state)
             return len(events)
         raise RuntimeError(f"workflow {workflow_id}: gave up after repeated write conflicts")
+
+    async def _fork_point(self, fork: ForkWorkflow) -> tuple[ForkedEvent, ...]:
+        """The parent's effective history up to the fork point, or () when it cannot be forked
+        there (admission then refuses the fork with the reason)."""
+        async with self._lock(fork.parent_workflow_id):
+            parent = await self.state_of(fork.parent_workflow_id)
+            problem = target_problem(parent, fork.at_version)
+            if problem is not None:
+                if parent.status is not WorkflowStatus.NEW:
+                    detail = f"cannot fork {fork.parent_workflow_id}: {problem}"
+                    raise RejectedError("invalid", detail)
+                return ()
+            return tuple(
+                ForkedEvent(
+                    version=version,
+                    type=event.event_type(),
+                    schema_version=event.VERSION,
+                    data=event.model_dump(mode="json"),
+                )
+                for version, event in parent.effective
+                if version <= fork.at_version
+            )
+
+    def _lock(self, workflow_id: str) -> asyncio.Lock:
+        return self._locks[zlib.crc32(workflow_id.encode()) % _LOCK_STRIPES]
 
     def _track(self, state: WorkflowState) -> None:
         if state.status.terminal:
@@ -158,5 +245,5 @@ class Supervisor:
             self.active[state.workflow_id] = min(deadlines) if deadlines else None
 
 
-def _name(principal: Principal | None) -> str | None:
-    return principal.name if principal is not None else None
+def _agent(principal: Principal | None) -> str | None:
+    return principal.agent if principal is not None and principal.role is Role.AGENT else None

@@ -156,8 +156,12 @@ class OutboxRelay:
             return
         if record.type not in TERMINAL_EVENTS:
             return
-        history = decode_history(await self._store.read(workflow_id, up_to_version=record.version))
-        completion = completion_for(replay(workflow_id, history), history[-1])
+        records = await self._store.read(workflow_id, up_to_version=record.version)
+        history = decode_history(records)
+        ids = {r.version: r.event_id for r in records}
+        # A re-run's completion names the ce_id of the one it supersedes: that completion was
+        # published under its terminal event's id.
+        completion = completion_for(replay(workflow_id, history), history[-1], ids.get)
         if completion is not None:
             await self._bus.publish(
                 COMPLETIONS, completion, key=workflow_id, ce_id=record.event_id, subject=workflow_id

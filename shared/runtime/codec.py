@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from uuid import uuid4
 
 from opentelemetry import propagate
 
@@ -27,14 +28,19 @@ def encode_events(
     correlation_id: str,
     causation_id: str | None,
     principal: str | None = None,
+    trigger: dict[str, str] | None = None,
 ) -> list[NewEvent]:
     """Store records for new domain events, with causation and trace metadata.
 
-    ``principal`` is the verified signer of the message that caused them (the audit's "who").
+    ``principal`` is the verified signer of the message that caused them (the audit's "who");
+    ``trigger`` (its kind and the time the decision was made at) lets the replayer feed the
+    same input to today's code. Every event of one decision shares one ``decision_id``.
     """
     metadata: dict[str, Any] = {
         "actor": actor,
         "principal": principal,
+        "trigger": trigger,
+        "decision_id": str(uuid4()),
         "correlation_id": correlation_id,
         "causation_id": causation_id,
         "trace_context": trace_carrier(),
