@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from shared.cli.audit import export, verify
 from shared.cli.demo import demo
 from shared.cli.keys import keys_app
 from shared.cli.run import run
@@ -59,6 +60,8 @@ app.command("list")(list_workflows)
 app.command()(cancel)
 app.command()(run)
 app.command()(demo)
+app.command()(export)
+app.command()(verify)
 
 
 def main() -> None:
