@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.events import WorkflowForked
-from schemas.messages import GoalSubmitted, TaskResult
+from schemas.messages import (
+    CritiqueResult,
+    DraftResult,
+    GoalSubmitted,
+    ManifestResult,
+    SearchResult,
+    TaskFailure,
+    TaskResult,
+)
 from shared.agents.constraints import constraint_problem
 from shared.domain.state import WorkflowState
 from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus
@@ -27,6 +35,14 @@ from shared.domain.triggers import (
 )
 
 __all__ = ["Refusal", "admit", "target_problem"]
+
+#: The result each agent's tasks are answered with (besides a TaskFailure).
+_RESULT_TYPES: dict[str, type[TaskResult]] = {
+    "search": SearchResult,
+    "writer": DraftResult,
+    "critic": CritiqueResult,
+    "summarizer": ManifestResult,
+}
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,13 @@ def _admit_result(
     task = state.tasks.get(result.task_id)
     if task is None:
         return Refusal("invalid", f"workflow {result.workflow_id!r} has no task {result.task_id!r}")
+    expected = _RESULT_TYPES[task.agent]
+    if not isinstance(result, expected | TaskFailure):
+        return Refusal(
+            "invalid",
+            f"task {result.task_id} is a {task.agent} task: it takes a {expected.TYPE} or a "
+            f"failure, not a {result.TYPE}",
+        )
     if result.agent != task.agent or (
         principal_agent is not None and principal_agent != task.agent
     ):

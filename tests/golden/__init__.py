@@ -1,0 +1,1 @@
+"""Golden workflow histories: recorded once, committed, replayed against today's code."""
