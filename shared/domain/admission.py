@@ -146,13 +146,6 @@ def _admit_result(
     task = state.tasks.get(result.task_id)
     if task is None:
         return Refusal("invalid", f"workflow {result.workflow_id!r} has no task {result.task_id!r}")
-    expected = _RESULT_TYPES[task.agent]
-    if not isinstance(result, expected | TaskFailure):
-        return Refusal(
-            "invalid",
-            f"task {result.task_id} is a {task.agent} task: it takes a {expected.TYPE} or a "
-            f"failure, not a {result.TYPE}",
-        )
     if result.agent != task.agent or (
         principal_agent is not None and principal_agent != task.agent
     ):
@@ -160,5 +153,12 @@ def _admit_result(
         return Refusal(
             "unauthorized",
             f"task {result.task_id} was assigned to the {task.agent} agent, not to {sender}",
+        )
+    expected = _RESULT_TYPES[task.agent]
+    if not isinstance(result, expected | TaskFailure):
+        return Refusal(
+            "invalid",
+            f"task {result.task_id} is a {task.agent} task: it takes a {expected.TYPE} or a "
+            f"failure, not a {result.TYPE}",
         )
     return None
