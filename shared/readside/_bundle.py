@@ -169,7 +169,7 @@ def parse(line: str | bytes) -> dict[str, Any]:
     keys = _KEYS[record["record"]]
     if set(record) != keys:
         odd = sorted(set(record) ^ keys)
-        raise BundleError(f"a {record['record']} record with wrong keys: {', '.join(odd)}")
+        raise BundleError(f"{record['record']} record with wrong keys: {', '.join(odd)}")
     return record
 
 

@@ -207,6 +207,10 @@ def _header(record: dict[str, Any]) -> _Header:
     return _Header(stream_id, None if since is None else _bundle.time_of(since, "since"))
 
 
+class _HeadError(_bundle.BundleError):
+    """A stream's events do not end where its head says."""
+
+
 class _BundleWalk:
     """The state of one pass over a bundle: its header, the open stream, the counts."""
 
@@ -238,13 +242,12 @@ class _BundleWalk:
 
     def open(self, head: StreamSummary) -> None:
         assert self.header is not None
-        previous = self.last_stream
+        previous, self.last_stream = self.last_stream, head.stream_id
+        self.check = StreamCheck(head, anchored=self.header.since is not None)
         if previous is not None and head.stream_id <= previous:
             raise _bundle.BundleError(f"stream {head.stream_id!r} after {previous!r}: out of order")
         if self.header.stream_id not in (None, head.stream_id):
             raise _bundle.BundleError(f"stream {head.stream_id!r} in a bundle of one other stream")
-        self.check = StreamCheck(head, anchored=self.header.since is not None)
-        self.last_stream = head.stream_id
 
     def event(self, record: dict[str, Any]) -> BrokenLink | None:
         assert self.header is not None
@@ -266,7 +269,7 @@ class _BundleWalk:
         if self.check is None:
             return
         if reason := self.check.end():
-            raise _bundle.BundleError(reason)  # the stream stays open, to be named
+            raise _HeadError(reason)  # the stream stays open, to be named
         self.tally.add(self.check)
         self.check = None
 
@@ -300,7 +303,9 @@ def verify_bundle(lines: Iterable[str | bytes]) -> VerifyResult:
         except _bundle.BundleError as exc:
             check = walk.check
             stream_id = check.head.stream_id if check else None
-            version = check.expected_version if check else None
+            version = None if check is None else check.expected_version
+            if check is not None and isinstance(exc, _HeadError):
+                version = check.head.version
             broken = BrokenLink(stream_id, version, None, str(exc))
         if broken is not None:
             if walk.check is not None:
@@ -311,5 +316,9 @@ def verify_bundle(lines: Iterable[str | bytes]) -> VerifyResult:
         reason = (
             "an empty file" if walk.header is None else "no end record: the bundle is cut short"
         )
-        walk.tally.broken = BrokenLink(None, None, None, reason, number + 1)
+        check, stream_id, version = walk.check, None, None
+        if check is not None:
+            walk.tally.add(check)
+            stream_id, version = check.head.stream_id, check.expected_version
+        walk.tally.broken = BrokenLink(stream_id, version, None, reason, number + 1)
     return walk.tally.result()
