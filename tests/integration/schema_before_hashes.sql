@@ -1,0 +1,160 @@
+-- The event store's schema. "__SCHEMA__" is replaced by the quoted schema name.
+-- Idempotent: PostgresEventStore.start() runs it under a transaction-scoped advisory lock, so
+-- two processes starting at once cannot race on CREATE ... IF NOT EXISTS.
+
+CREATE SCHEMA IF NOT EXISTS __SCHEMA__;
+
+-- The log. Rows are only ever inserted (see the trigger below).
+-- data/metadata are `json`, not `jsonb`: json keeps our exact text, including \u0000 escapes,
+-- which jsonb rejects; the store never queries inside them.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.events (
+    position        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id       text        NOT NULL,
+    version         integer     NOT NULL CHECK (version >= 1),
+    type            text        NOT NULL,
+    schema_version  integer     NOT NULL,
+    event_id        text        NOT NULL,
+    data            json        NOT NULL,
+    metadata        json        NOT NULL,
+    recorded_at     timestamptz NOT NULL,
+    CONSTRAINT events_stream_version_uq UNIQUE (stream_id, version),
+    CONSTRAINT events_event_id_uq UNIQUE (event_id)
+);
+
+-- One row per stream: its head. Lets the version check and `agentlog list` avoid scanning
+-- events; written only inside append_events, in the same transaction as the events.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.streams (
+    stream_id      text        PRIMARY KEY,
+    version        integer     NOT NULL,
+    first_type     text        NOT NULL,
+    last_type      text        NOT NULL,
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    last_position  bigint      NOT NULL
+);
+CREATE INDEX IF NOT EXISTS streams_last_position_idx ON __SCHEMA__.streams (last_position DESC);
+
+-- The inbox: a consumed message's key, recorded in the transaction that stored its effect.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.tracking (
+    consumer     text        NOT NULL,
+    key          text        NOT NULL,
+    position     bigint,
+    recorded_at  timestamptz NOT NULL,
+    PRIMARY KEY (consumer, key)
+);
+
+-- Followers' progress through read_all.
+CREATE TABLE IF NOT EXISTS __SCHEMA__.checkpoints (
+    name        text        PRIMARY KEY,
+    position    bigint      NOT NULL,
+    updated_at  timestamptz NOT NULL
+);
+
+-- Defence in depth: the code never updates or deletes events; this makes sure nothing else
+-- does either (short of disabling the trigger). Statement-level, so it also fires when no row
+-- matches, and it covers TRUNCATE.
+CREATE OR REPLACE FUNCTION __SCHEMA__.forbid_event_changes() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'AL003',
+        MESSAGE = format('events are append-only: %s on %I.%I is not allowed',
+                         TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME);
+END
+$$;
+
+CREATE OR REPLACE TRIGGER events_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON __SCHEMA__.events
+    FOR EACH STATEMENT EXECUTE FUNCTION __SCHEMA__.forbid_event_changes();
+
+-- One append, one round trip, one transaction (the caller's statement or its explicit one).
+--
+-- Commit order = position order: `LOCK TABLE ... IN EXCLUSIVE MODE` (the eventsourcing
+-- library's approach) serialises the transactions that insert events. A writer draws its
+-- positions only after taking the lock and keeps the lock until its commit is visible
+-- (Postgres releases locks after marking the transaction committed), so a writer that draws
+-- later positions commits later. Any snapshot therefore sees a gap-free prefix of the log
+-- (gaps come only from rolled-back writers and never fill in), and a follower reading
+-- `position > last_seen` can never skip an event that commits afterwards with a lower
+-- position. EXCLUSIVE does not conflict with ACCESS SHARE, so readers never wait. The lock is
+-- held for one server-side statement, not across client round trips.
+--
+-- Tracking-only appends (no events) take no lock: they draw no positions.
+-- When a recorded tracking key and a stale version both apply, AL002 (already processed) wins:
+-- a redelivered message is the likelier cause, and its consumer should ack, not retry.
+CREATE OR REPLACE FUNCTION __SCHEMA__.append_events(
+    p_stream_id        text,
+    p_expected         integer,
+    p_consumer         text,
+    p_key              text,
+    p_types            text[],
+    p_schema_versions  integer[],
+    p_event_ids        text[],
+    p_data             text[],
+    p_metadata         text[]
+) RETURNS TABLE (o_positions bigint[], o_recorded_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n          integer := coalesce(cardinality(p_types), 0);
+    v_actual     integer;
+    v_now        timestamptz;
+    v_positions  bigint[] := '{}';
+BEGIN
+    IF v_n > 0 THEN
+        LOCK TABLE __SCHEMA__.events IN EXCLUSIVE MODE;
+    END IF;
+    -- After the lock, so recorded_at follows position order.
+    v_now := clock_timestamp();
+
+    -- Before the version check and the inserts, so a redelivered message reports AL002 even
+    -- when its events' ids or expected version collide too. Writers with events are serialised
+    -- by the lock, so this sees theirs; the insert at the end catches concurrent others.
+    IF p_consumer IS NOT NULL AND EXISTS (
+        SELECT 1 FROM __SCHEMA__.tracking t WHERE t.consumer = p_consumer AND t.key = p_key
+    ) THEN
+        RAISE EXCEPTION USING ERRCODE = 'AL002', MESSAGE = 'already processed';
+    END IF;
+
+    SELECT s.version INTO v_actual FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id;
+    v_actual := coalesce(v_actual, 0);
+    IF v_actual <> p_expected THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'AL001', MESSAGE = 'version conflict', DETAIL = v_actual::text;
+    END IF;
+
+    IF v_n > 0 THEN
+        -- ORDER BY so positions follow versions within the batch.
+        WITH ins AS (
+            INSERT INTO __SCHEMA__.events
+                (stream_id, version, type, schema_version, event_id, data, metadata, recorded_at)
+            SELECT p_stream_id, p_expected + u.i::integer, u.t, u.sv, u.eid,
+                   u.d::json, u.m::json, v_now
+            FROM unnest(p_types, p_schema_versions, p_event_ids, p_data, p_metadata)
+                 WITH ORDINALITY AS u(t, sv, eid, d, m, i)
+            ORDER BY u.i
+            RETURNING events.position, events.version
+        )
+        SELECT array_agg(ins.position ORDER BY ins.version) INTO v_positions FROM ins;
+
+        INSERT INTO __SCHEMA__.streams AS s
+            (stream_id, version, first_type, last_type, created_at, updated_at, last_position)
+        VALUES (p_stream_id, p_expected + v_n, p_types[1], p_types[v_n], v_now, v_now,
+                v_positions[v_n])
+        ON CONFLICT (stream_id) DO UPDATE
+            SET version = excluded.version, last_type = excluded.last_type,
+                updated_at = excluded.updated_at, last_position = excluded.last_position;
+    END IF;
+
+    -- Last, so the key can point at the events it produced; a duplicate rolls them back.
+    IF p_consumer IS NOT NULL THEN
+        INSERT INTO __SCHEMA__.tracking (consumer, key, position, recorded_at)
+        VALUES (p_consumer, p_key, v_positions[v_n], v_now)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'AL002', MESSAGE = 'already processed';
+        END IF;
+    END IF;
+
+    RETURN QUERY SELECT v_positions, v_now;
+END
+$$;
