@@ -20,14 +20,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.messages import CompletionEvent, GoalSubmitted
-from shared.cli.client import (
+from shared.commands import (
     WaitTimeoutError,
     publish_goal,
     receive_completion,
     wait_for_completion,
 )
-from shared.cli.timeline import TimelineRow, timeline
 from shared.eventstore.postgres import PostgresEventStore
+from shared.readside.queries import TimelineRow, timeline
 from shared.runtime.processes import ServiceProcesses
 from shared.settings import Settings
 from shared.stack import EmbeddedStack

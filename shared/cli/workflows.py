@@ -27,18 +27,25 @@ from rich.table import Table
 
 from schemas.base import Identifier
 from schemas.messages import CancelWorkflow, GoalSubmitted
-from shared.cli.client import (
+from shared.cli.stack import load_cli_settings
+from shared.commands import (
+    RefusedError,
     WaitTimeoutError,
+    check_cancel,
     open_store,
     publish_cancel,
     publish_goal,
-    read_state,
     wait_for_completion,
 )
-from shared.cli.stack import load_cli_settings
-from shared.cli.timeline import timeline
 from shared.domain import WorkflowState, status_after
 from shared.eventstore import EventStore, StoreUnavailableError
+from shared.readside.queries import (
+    NotFoundError,
+    TimelineRow,
+    read_state,
+    status_summary,
+    timeline,
+)
 from shared.runtime.wiring import ConfigurationError
 from shared.settings import Settings
 
@@ -79,6 +86,9 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
     except CliError as exc:
         _error(str(exc))
         raise typer.Exit(exc.code) from None
+    except (RefusedError, NotFoundError) as exc:  # the store rules the request out
+        _error(str(exc))
+        raise typer.Exit(1) from None
     except ConfigurationError as exc:  # no backend configured, no signing key
         _error(str(exc))
         raise typer.Exit(2) from None
@@ -271,7 +281,7 @@ def status(workflow_id: _WorkflowId, as_json: _AsJson = False) -> None:
             return await read_state(store, await _resolve(store, workflow_id))
 
     state = _run(_status())
-    info = _status_json(state)
+    info = status_summary(state)
     if as_json:
         _print_json(info)
         return
@@ -282,29 +292,6 @@ def status(workflow_id: _WorkflowId, as_json: _AsJson = False) -> None:
                 console.print(f"  {escape(_task_line(task.task_id, task.attempt, task.deadline))}")
         elif key != "reason" or value is not None:
             console.print(f"[bold]{key}[/]: {escape(_show(key, value))}", soft_wrap=True)
-
-
-def _status_json(state: WorkflowState) -> dict[str, Any]:
-    return {
-        "workflow_id": state.workflow_id,
-        "status": state.status.value,
-        "version": state.version,
-        "goal": state.goal,
-        "constraints": state.constraints,
-        "revision": state.revision if state.revision >= 0 else None,
-        "manifest_version": state.manifest.manifest_version if state.manifest else 0,
-        "memory_chars": state.memory_chars,
-        "open_tasks": [
-            {
-                "task_id": t.task_id,
-                "agent": t.agent,
-                "attempt": t.attempt,
-                "deadline": t.deadline.isoformat(),
-            }
-            for t in state.open_tasks
-        ],
-        "reason": state.outcome_reason,
-    }
 
 
 def _show(key: str, value: Any) -> str:
@@ -321,29 +308,72 @@ def _task_line(task_id: str, attempt: int, deadline: datetime) -> str:
     return f"{task_id} attempt {attempt}, due {deadline.astimezone():%H:%M:%S}"
 
 
-def history(workflow_id: _WorkflowId, as_json: _AsJson = False) -> None:
+def history(
+    workflow_id: _WorkflowId,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON Lines: one object per event, for jq.")
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Add each event's data, causation, correlation, principal, provenance."
+        ),
+    ] = False,
+) -> None:
     """Print a workflow's event timeline.
 
-    One row per event: position, version, type, agent, summary, time.
+    One row per event: position, version, run, type, agent, summary, time. Events on a branch a
+    rollback abandoned stay in the log and are marked "abandoned".
     """
     _check_id(workflow_id)
     settings = load_cli_settings()
 
-    async def _history() -> tuple[str, list[dict[str, object]]]:
+    async def _history() -> tuple[str, list[TimelineRow]]:
         async with _store(settings) as store:
             resolved = await _resolve(store, workflow_id)
-            return resolved, [row.as_dict() for row in timeline(await store.read(resolved))]
+            return resolved, timeline(await store.read(resolved), full=full)
 
     resolved, rows = _run(_history())
     if as_json:
-        _print_json(rows)
+        for row in rows:
+            print(json.dumps(row.as_dict(), ensure_ascii=False, default=str))
+        return
+    if full:
+        _print_full(rows)
         return
     _table(
         f"workflow {resolved}",
-        ("pos", "ver", "type", "agent", "summary", "time"),
-        [[str(v) for v in row.values()] for row in rows],
+        ("pos", "ver", "run", "type", "agent", "summary", "time"),
+        [
+            [
+                str(r.position),
+                str(r.version),
+                str(r.run),
+                r.type,
+                r.agent,
+                f"(abandoned) {r.summary}" if r.abandoned else r.summary,
+                r.time,
+            ]
+            for r in rows
+        ],
         fold="summary",
     )
+
+
+def _print_full(rows: list[TimelineRow]) -> None:
+    """Each event as a block: its row, who caused it, and its data as indented JSON."""
+    for row in rows:
+        mark = "  (abandoned)" if row.abandoned else ""
+        print(f"#{row.position}  v{row.version}  run {row.run}  {row.type}  {row.time}{mark}")
+        print(f"  {row.agent}: {row.summary}")
+        if row.detail is None:
+            continue
+        detail = row.detail
+        for key in ("event_id", "causation_id", "correlation_id", "principal", "actor"):
+            print(f"  {key}: {getattr(detail, key)}")
+        data = json.dumps(detail.data, indent=2, ensure_ascii=False, default=str)
+        print("  data: " + data.replace("\n", "\n  "))
+        print()
 
 
 def list_workflows(
@@ -412,9 +442,7 @@ def cancel(
     async def _cancel() -> str:
         async with _store(settings) as store:
             resolved = await _resolve(store, workflow_id)
-            state = await read_state(store, resolved)
-        if state.status.terminal:
-            raise CliError(f"workflow {resolved} already {state.status.value}: nothing to cancel")
+            await check_cancel(store, resolved)
         try:
             message = CancelWorkflow(workflow_id=resolved, reason=reason)
         except ValidationError as exc:
