@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from schemas.events import (
     CritiqueIssued,
@@ -33,6 +34,8 @@ from schemas.events import (
 )
 from schemas.messages import AgentName, MemoryItem, Passage
 from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus, status_after
+
+MemoryKind = Literal["goal", "passage", "draft", "critique", "manifest"]
 
 __all__ = [
     "TERMINAL_EVENTS",
@@ -137,7 +140,7 @@ class WorkflowState:
                 self.goal = event.goal
                 self.constraints = list(event.constraints)
                 self.policy = event.policy
-                self.fresh_memory.append(MemoryItem(kind="goal", ref="goal", text=event.goal))
+                self.fresh_memory.append(_memory(kind="goal", ref="goal", text=event.goal))
             case TaskScheduled():
                 self.tasks[event.task_id] = TaskState(
                     event.task_id,
@@ -151,19 +154,19 @@ class WorkflowState:
                 self._close(event.task_id)
                 self.passages = list(event.passages)
                 self.fresh_memory.extend(
-                    MemoryItem(kind="passage", ref=p.source_id, text=p.text) for p in event.passages
+                    _memory(kind="passage", ref=p.source_id, text=p.text) for p in event.passages
                 )
             case DraftWritten():
                 self._close(event.task_id)
                 self.drafts.append(event)
                 ref = f"draft-{event.revision}"
-                self.fresh_memory.append(MemoryItem(kind="draft", ref=ref, text=event.draft))
+                self.fresh_memory.append(_memory(kind="draft", ref=ref, text=event.draft))
             case CritiqueIssued():
                 self._close(event.task_id)
                 self.critiques.append(event)
                 text = "\n".join(event.feedback) or event.verdict
                 ref = f"critique-{event.revision}"
-                self.fresh_memory.append(MemoryItem(kind="critique", ref=ref, text=text))
+                self.fresh_memory.append(_memory(kind="critique", ref=ref, text=text))
             case MemoryCompacted():
                 self._close(event.task_id)
                 self.manifest = event
@@ -240,6 +243,12 @@ class WorkflowState:
         task = self.tasks.get(task_id)
         if task is not None:
             task.open = False
+
+
+def _memory(*, kind: MemoryKind, ref: str, text: str) -> MemoryItem:
+    # Built from already validated events: skip validation (the fold runs once per event and
+    # again after every rollback, so this is its hottest line).
+    return MemoryItem.model_construct(kind=kind, ref=ref, text=text)
 
 
 def replay_versioned(workflow_id: str, events: Iterable[tuple[int, DomainEvent]]) -> WorkflowState:
