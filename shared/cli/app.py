@@ -14,6 +14,7 @@ from shared.cli.keys import keys_app
 from shared.cli.run import run
 from shared.cli.services import down, up
 from shared.cli.stack import stack_app
+from shared.cli.timetravel import diff, fork, replay, rollback, state
 from shared.cli.workflows import cancel, history, list_workflows, status, submit
 
 __all__ = ["app", "main"]
@@ -58,6 +59,11 @@ app.command()(status)
 app.command()(history)
 app.command("list")(list_workflows)
 app.command()(cancel)
+app.command()(state)
+app.command()(rollback)
+app.command()(fork)
+app.command()(diff)
+app.command()(replay)
 app.command()(run)
 app.command()(demo)
 app.command()(export)

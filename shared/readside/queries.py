@@ -360,6 +360,8 @@ class Diff:
     #: Each side's first differing step (None: that history ends there; both None: no divergence).
     a: DiffStep | None
     b: DiffStep | None
+    #: Where the first differing steps differ: "type", or dotted payload paths.
+    changed: list[str]
     differences: list[Difference]
 
     @property
@@ -382,20 +384,42 @@ def diff(records_a: Sequence[RecordedEvent], records_b: Sequence[RecordedEvent])
     state_a, state_b = fold(records_a), fold(records_b)
     steps_a, steps_b = _steps(state_a), _steps(state_b)
     common = min(len(steps_a), len(steps_b))
-    for index, (a, b) in enumerate(zip(steps_a, steps_b, strict=False)):
-        if (a.type, a.payload) != (b.type, b.payload):
+    for index, (x, y) in enumerate(zip(steps_a, steps_b, strict=False)):
+        if (x.type, x.payload) != (y.type, y.payload):
             common = index
             break
+    a = steps_a[common] if common < len(steps_a) else None
+    b = steps_b[common] if common < len(steps_b) else None
     rest_a = [e for _, e in _facts(state_a)[common:]]
     rest_b = [e for _, e in _facts(state_b)[common:]]
     return Diff(
         workflow_a=state_a.workflow_id,
         workflow_b=state_b.workflow_id,
         common=common,
-        a=steps_a[common] if common < len(steps_a) else None,
-        b=steps_b[common] if common < len(steps_b) else None,
+        a=a,
+        b=b,
+        changed=_changed(a, b),
         differences=_differences(state_a, state_b, rest_a, rest_b),
     )
+
+
+def _changed(a: DiffStep | None, b: DiffStep | None) -> list[str]:
+    if a is None or b is None:
+        return []
+    if a.type != b.type:
+        return ["type"]
+    return _paths(a.payload, b.payload, "")
+
+
+def _paths(a: Any, b: Any, prefix: str) -> list[str]:
+    """Dotted paths at which two JSON values differ (a whole list when its items differ)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            path
+            for key in sorted(a.keys() | b.keys())
+            for path in _paths(a.get(key), b.get(key), f"{prefix}{key}.")
+        ]
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 def _facts(state: WorkflowState) -> list[tuple[int, DomainEvent]]:
