@@ -153,6 +153,9 @@ def _no_constant(name: str) -> Any:
     raise BundleError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def parse(line: str | bytes) -> dict[str, Any]:
     """One line (UTF-8 if bytes) as a record with exactly its kind's keys."""
     if isinstance(line, bytes):
@@ -161,7 +164,7 @@ def parse(line: str | bytes) -> dict[str, Any]:
         except UnicodeDecodeError as exc:
             raise BundleError(f"not UTF-8 (byte {exc.start + 1})") from None
     try:
-        record = json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        record = _DECODER.decode(line)
     except json.JSONDecodeError as exc:
         raise BundleError(f"not JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(record, dict) or record.get("record") not in _KEYS:

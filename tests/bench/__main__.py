@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shared.settings import Settings
 from shared.stack import EmbeddedStack
+from tests.bench.audit import bench_export_verify
 from tests.bench.eventstore import bench_append
 from tests.bench.signing import bench_signing
 from tests.bench.transport import bench_round_trip
@@ -27,18 +28,22 @@ def main() -> None:
     """Run the selected benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--only", choices=["eventstore", "transport", "signing", "workflows"], action="append"
+        "--only",
+        choices=["eventstore", "audit", "transport", "signing", "workflows"],
+        action="append",
     )
     parser.add_argument("--workflows", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
-    selected = set(args.only or ["eventstore", "transport", "signing", "workflows"])
+    selected = set(args.only or ["eventstore", "audit", "transport", "signing", "workflows"])
     with tempfile.TemporaryDirectory(prefix="agentlog-bench-") as tmp:
         stack = EmbeddedStack(Path(tmp) / ".agentlog")
         info = stack.up()
         try:
             if "eventstore" in selected:
                 _emit("eventstore_append", asyncio.run(bench_append(info.database_url)))
+            if "audit" in selected:
+                _emit("audit_export_verify", asyncio.run(bench_export_verify(info.database_url)))
             if "signing" in selected:
                 _emit("message_signing", bench_signing())
             if "transport" in selected:
