@@ -7,6 +7,9 @@ import asyncio
 import hashlib
 import json
 import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -530,3 +533,47 @@ def test_cli_unknown_workflow_is_exit_1(cli_store: InMemoryEventStore) -> None:
     result = runner.invoke(app, ["verify", "wf-z"])
     assert result.exit_code == 1
     assert "no workflow 'wf-z'" in _error_line(result)
+
+
+# --- the reference verifier in docs/audit.md -------------------------------------------------
+
+
+def _reference_verifier(tmp_path: Path) -> Path:
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text("utf-8")
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", doc, re.DOTALL) if "def verify(" in b]
+    script = tmp_path / "verify_bundle.py"
+    script.write_text(code, "utf-8")
+    return script
+
+
+async def _reference_cases() -> dict[str, Lines]:
+    """Full, --since and legacy bundles, and edited copies of the full one."""
+    store, legacy = InMemoryEventStore(clock=_Clock()), _Doctored(_legacy(upto=2), move_head=True)
+    await _fill(store)
+    await _fill(legacy)
+    full = await _export(store)
+    edits = ("data", "swapped events", "deleted last event", "swapped streams", "deleted end")
+    return {
+        "full": full,
+        "since": await _export(store, since=T0 + timedelta(seconds=3)),
+        "legacy": await _export(legacy),
+        **{name: _EDITS[name][0](full) for name in (*edits, "forged link", "forged chain")},
+    }
+
+
+def test_the_docs_stdlib_verifier_agrees(tmp_path: Path) -> None:
+    """The standard-library script in docs/audit.md passes full, --since and legacy bundles
+    and fails edited ones, as verify_bundle does."""
+    script = _reference_verifier(tmp_path)
+    for name, lines in asyncio.run(_reference_cases()).items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(lines), "utf-8")
+        run = subprocess.run(
+            [sys.executable, "-I", str(script), str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        holds = verify_bundle(lines).ok
+        assert (name, run.returncode) == (name, 0 if holds else 1), run.stdout + run.stderr
+        assert (run.stdout == "ok\n") == holds
