@@ -15,7 +15,12 @@ import pytest
 
 from shared.eventstore import EventStore, NewEvent, PostgresEventStore, Tracking
 from tests.conftest import StackInfo
-from tests.contracts.eventstore import EventStoreContract, StoreFactory, follow_while
+from tests.contracts.eventstore import (
+    EventStoreContract,
+    StoreFactory,
+    chained_hash,
+    follow_while,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -134,6 +139,27 @@ class TestPostgresEventStore(EventStoreContract):
         recorded = await store.append("wf-1", events, 0, tracking=Tracking("c", "k"))
         query = f'SELECT position FROM "{store.schema}".tracking WHERE consumer = $1 AND key = $2'
         assert await _sql(stack_info.database_url, query, "c", "k") == recorded[-1].position
+
+    async def test_a_rolled_back_append_leaves_the_chain_as_it_was(
+        self, store: EventStore, stack_info: StackInfo
+    ) -> None:
+        """The hash and the head's last hash are written in the append's own transaction: a
+        rollback undoes both, and the next append chains from the head before it."""
+        assert isinstance(store, PostgresEventStore)
+        [first] = await store.append("wf-1", [NewEvent("A", {})], 0)
+        conn = await asyncpg.connect(stack_info.database_url)
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            await store._append_with(conn, "wf-1", [NewEvent("B", {})], 1, None)
+            await transaction.rollback()
+        finally:
+            await conn.close()
+        head = await store.stream_head("wf-1")
+        assert head is not None
+        assert (head.version, head.last_hash) == (1, first.hash)
+        [second] = await store.append("wf-1", [NewEvent("C", {})], 1)
+        assert second.hash == chained_hash(first.hash or "", second)
 
 
 def test_schema_name_must_be_a_plain_identifier() -> None:
