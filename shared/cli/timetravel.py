@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from rich.markup import escape
 
 from schemas.messages import CompletionEvent, ForkWorkflow, RollbackWorkflow
+from shared.agents.constraints import constraint_problem
 from shared.cli.stack import load_cli_settings
 from shared.cli.workflows import (
     _AsJson,
@@ -226,6 +227,10 @@ def fork(
             reason=reason,
         )
     )
+    problem = constraint_problem(message.constraints or [])
+    if problem is not None:
+        _error(problem)
+        raise typer.Exit(2)
 
     async def _fork() -> dict[str, Any]:
         async with _store(settings) as store:

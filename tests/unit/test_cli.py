@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import time
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 from schemas.events import DomainEvent, TaskScheduled, WorkflowCancelled, WorkflowStarted
 from shared.cli import workflows
 from shared.cli.app import app
-from shared.eventstore import InMemoryEventStore
+from shared.eventstore import InMemoryEventStore, NewEvent
 from shared.runtime.codec import encode_events
 from shared.settings import Settings
 
@@ -370,3 +371,201 @@ def test_settings_read_the_stack_found_from_a_subdirectory(
     assert settings.state_dir == project / ".agentlog"
     assert settings.docs_dir == project / "docs"
     assert settings.require_kafka_bootstrap() == "h:2"
+
+
+# --- time travel: state, rollback, fork, diff, replay, history --json ----------------------
+
+
+def _golden_store(store: InMemoryEventStore, *names: str) -> InMemoryEventStore:
+    from tests.unit.test_readside import load_golden
+
+    asyncio.run(load_golden(store, *names))
+    return store
+
+
+def test_history_json_is_json_lines_with_abandoned_rows(store: InMemoryEventStore) -> None:
+    """`history --json` prints one JSON object per line; rows a rollback left are abandoned."""
+    _golden_store(store, "rolled_back")
+    result = runner.invoke(app, ["history", "wf-golden-rollback", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["version"] for r in rows] == list(range(1, 19))
+    assert [r["version"] for r in rows if r["abandoned"]] == list(range(4, 13))
+    assert rows[-1]["run"] == 2
+    assert "data" not in rows[0]
+
+
+def test_history_full_adds_data_and_metadata(store: InMemoryEventStore) -> None:
+    """`history --json --full` rows carry the payload and causation; the text form shows them."""
+    _golden_store(store, "rolled_back")
+    result = runner.invoke(app, ["history", "wf-golden-rollback", "--json", "--full"])
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert rows[8]["data"]["to_version"] == 3
+    assert rows[8]["causation_id"]
+    assert rows[8]["correlation_id"] == "wf-golden-rollback"
+    text = runner.invoke(app, ["history", "wf-golden-rollback", "--full"]).output
+    assert "causation_id: " in text
+    assert '"to_version": 3' in text
+    assert "(abandoned)" in text
+
+
+def test_state_at_prints_the_state_then(store: InMemoryEventStore) -> None:
+    """`state --at` shows the run, the abandoned versions and the open task at that version."""
+    _golden_store(store, "rolled_back")
+    result = runner.invoke(app, ["state", "wf-golden-roll", "--at", "12"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "run: 2" in lines
+    assert "abandoned versions: 4, 5, 6, 7, 8" in lines
+    assert "  critic-v12 (critic) attempt 1" in lines
+    info = json.loads(
+        runner.invoke(app, ["state", "wf-golden-rollback", "--at", "3", "--json"]).output
+    )
+    assert (info["version"], info["drafts"], len(info["passages"])) == (3, [], 3)
+
+
+def test_state_past_the_head_is_one_line(store: InMemoryEventStore) -> None:
+    """A version the workflow has not reached is one line, exit 1."""
+    _golden_store(store, "rolled_back")
+    result = runner.invoke(app, ["state", "wf-golden-rollback", "--at", "40"])
+    assert result.exit_code == 1
+    assert _one_error_line(result.output) == (
+        "error: workflow wf-golden-rollback has 18 events; no version 40"
+    )
+
+
+@pytest.mark.parametrize(
+    ("workflow_id", "to", "says"),
+    [
+        ("wf-golden-rollback", "18", "is not before the workflow's current version 18"),
+        ("wf-golden-rollback", "5", "is on an abandoned branch"),
+        ("wf-golden-rollback", "8", "is on an abandoned branch"),
+        ("wf-nope", "2", "no workflow 'wf-nope'"),
+    ],
+)
+def test_rollback_to_an_invalid_target_is_refused_before_publishing(
+    store: InMemoryEventStore, workflow_id: str, to: str, says: str
+) -> None:
+    """The head, an abandoned event (the first run's end among them) or an unknown workflow:
+    one line, exit 1, and Kafka (a closed port here) is never tried."""
+    _golden_store(store, "rolled_back")
+    result = runner.invoke(app, ["rollback", workflow_id, "--to", to, "--reason", "redo"])
+    assert result.exit_code == 1
+    line = _one_error_line(result.output)
+    assert says in line
+    assert "Kafka" not in line
+
+
+def test_rollback_to_a_valid_target_goes_on_to_kafka(store: InMemoryEventStore) -> None:
+    """An effective, non-terminal target passes the store checks and is published (here:
+    Kafka unreachable, one line)."""
+    _golden_store(store, "rolled_back")
+    result = runner.invoke(app, ["rollback", "wf-golden-rollback", "--to", "15", "--reason", "x"])
+    assert result.exit_code == 1
+    assert "cannot reach Kafka" in _one_error_line(result.output)
+
+
+def test_rollback_needs_a_reason_and_a_positive_version(no_backend: None) -> None:
+    """No --reason is a usage error; --to 0 is refused naming the field, before connecting."""
+    assert runner.invoke(app, ["rollback", "wf-1", "--to", "3"]).exit_code == 2
+    result = runner.invoke(app, ["rollback", "wf-1", "--to", "0", "--reason", "x"])
+    assert result.exit_code == 2
+    assert "to_version" in _one_error_line(result.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--workflow-id", "wf-golden-fork"], 1, "'wf-golden-fork' already exists"),
+        (["-c", "max word: 50"], 2, "known forms"),
+        (["--max-revisions", "11"], 2, "max_revisions"),
+    ],
+)
+def test_fork_refusals_are_one_line(
+    store: InMemoryEventStore, args: list[str], code: int, says: str
+) -> None:
+    """A taken id, an unknown constraint or an out-of-range limit: one line, nothing sent."""
+    _golden_store(store, "forked")
+    result = runner.invoke(app, ["fork", "wf-golden-parent", "--at", "3", *args])
+    assert result.exit_code == code
+    assert says in _one_error_line(result.output)
+
+
+def test_fork_at_an_end_of_run_is_refused(store: InMemoryEventStore) -> None:
+    """Forking at the event that finished the parent is refused with the reason."""
+    _golden_store(store, "forked")
+    result = runner.invoke(app, ["fork", "wf-golden-parent", "--at", "12"])
+    assert result.exit_code == 1
+    assert _one_error_line(result.output).startswith("error: cannot fork wf-golden-parent:")
+
+
+def test_diff_names_the_first_divergence(store: InMemoryEventStore) -> None:
+    """`diff` says how many steps two workflows share and where they part; --json has it all."""
+    _golden_store(store, "forked")
+    text = runner.invoke(app, ["diff", "wf-golden-parent", "wf-golden-fork"])
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert lines[0] == "wf-golden-parent and wf-golden-fork share 3 steps, then part at step 4:"
+    assert "  differs in: command.constraints" in lines
+    assert "  wf-golden-fork: max words: 80" in lines
+    data = json.loads(
+        runner.invoke(app, ["diff", "wf-golden-parent", "wf-golden-fork", "--json"]).output
+    )
+    assert (data["diverged"], data["common"], data["changed"]) == (
+        True,
+        3,
+        ["command.constraints"],
+    )
+    assert data["b"]["type"] == "TaskScheduled"
+
+
+def test_replay_of_the_golden_histories_finds_no_drift(store: InMemoryEventStore) -> None:
+    """`replay --all` replays every stream through today's code: all agree, exit 0."""
+    _golden_store(store, "rolled_back", "forked")
+    result = runner.invoke(app, ["replay", "--all"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "replayed 4 workflow(s): 0 drifted"
+
+
+def test_replay_names_the_first_drifting_event(store: InMemoryEventStore) -> None:
+    """A recorded decision today's code would not make (an edited deadline) is drift: exit 1,
+    naming the workflow and the version, in text and in JSON Lines."""
+    from tests.unit.test_readside import GOLDEN
+
+    lines = (GOLDEN / "rolled_back.jsonl").read_text().splitlines()
+    for raw in lines:
+        line = json.loads(raw)
+        if line["version"] == 4:
+            line["data"]["deadline"] = "2030-01-01T00:00:00Z"
+        event = NewEvent(
+            line["type"], line["data"], line["schema_version"], metadata=line["metadata"]
+        )
+        asyncio.run(store.append(line["stream_id"], [event], line["version"] - 1))
+    _golden_store(store, "forked")
+    result = runner.invoke(app, ["replay", "wf-golden-rollback", "wf-golden-parent"])
+    assert result.exit_code == 1
+    drift = "DRIFT  wf-golden-rollback: today's code decides otherwise at version 4"
+    assert drift in result.output
+    assert "ok     wf-golden-parent (12 events)" in result.output
+    rows = [
+        json.loads(r)
+        for r in runner.invoke(app, ["replay", "wf-golden-rollback", "--json"]).output.splitlines()
+    ]
+    assert rows[0]["drift"]["version"] == 4
+
+
+def test_replay_needs_workflows_or_all(no_backend: None) -> None:
+    """Neither ids nor --all (or both) is a usage error in one line."""
+    result = runner.invoke(app, ["replay"])
+    assert result.exit_code == 2
+    assert "--all" in _one_error_line(result.output)
+
+
+@pytest.mark.parametrize("command", ["state", "rollback", "fork", "diff", "replay"])
+def test_time_travel_help_explains_json(command: str) -> None:
+    """Each time-travel command documents --json without type placeholders."""
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output
+    json_line = next(line for line in result.output.splitlines() if "--json" in line)
+    assert "JSON" in json_line

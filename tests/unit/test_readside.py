@@ -24,9 +24,15 @@ TOKENS = Provenance(
 
 
 async def _golden(*names: str) -> InMemoryEventStore:
-    """A store holding the golden histories, every event with its recorded metadata."""
+    """A store holding the golden histories."""
     store = InMemoryEventStore()
     await store.start()
+    await load_golden(store, *names)
+    return store
+
+
+async def load_golden(store: InMemoryEventStore, *names: str) -> None:
+    """Append the golden histories ``names`` to ``store``, each event with its metadata."""
     for name in names:
         for raw in (GOLDEN / f"{name}.jsonl").read_text().splitlines():
             line = json.loads(raw)
@@ -35,7 +41,6 @@ async def _golden(*names: str) -> InMemoryEventStore:
             )
             stream = line["stream_id"]
             await store.append(stream, [event], await store.stream_version(stream))
-    return store
 
 
 class _SpyStore(InMemoryEventStore):
