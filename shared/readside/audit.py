@@ -7,8 +7,9 @@ docs/audit.md describes the hash, the bundle format and what each check proves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextlib import aclosing
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,7 +82,7 @@ class _Tally:
 
 async def _events(
     store: EventStore, head: StreamSummary, page: int
-) -> AsyncIterator[RecordedEvent]:
+) -> AsyncGenerator[RecordedEvent, None]:
     """The stream's events up to its head, a version range at a time.
 
     Ranges, not "after the last event read", so a missing event cannot stop the paging; events
@@ -95,13 +96,14 @@ async def _events(
 
 async def _verify_head(store: EventStore, head: StreamSummary, tally: _Tally, page: int) -> bool:
     check = StreamCheck(head)
-    async for event in _events(store, head, page):
-        if reason := check.event(event):
-            tally.broken = BrokenLink(event.stream_id, event.version, event.position, reason)
-            break
-    else:
-        if reason := check.end():
-            tally.broken = BrokenLink(head.stream_id, head.version, None, reason)
+    async with aclosing(_events(store, head, page)) as events:
+        async for event in events:
+            if reason := check.event(event):
+                tally.broken = BrokenLink(event.stream_id, event.version, event.position, reason)
+                break
+        else:
+            if reason := check.end():
+                tally.broken = BrokenLink(head.stream_id, head.version, None, reason)
     tally.add(check)
     return tally.broken is None
 
@@ -310,7 +312,7 @@ def verify_bundle(lines: Iterable[str | bytes]) -> VerifyResult:
         if broken is not None:
             if walk.check is not None:
                 walk.tally.add(walk.check)  # what it checked before the break counts
-            walk.tally.broken = BrokenLink(**{**asdict(broken), "line": number})
+            walk.tally.broken = replace(broken, line=number)
             return walk.tally.result()
     if not walk.ended:
         reason = (
