@@ -7,6 +7,7 @@ CloudEvents ``ce_type``); the registry maps type names back to models.
 from schemas.base import Message
 from schemas.events import DOMAIN_EVENTS, DomainEvent
 from schemas.messages import (
+    ApprovalDecision,
     CancelWorkflow,
     Citation,
     CompletionEvent,
@@ -19,6 +20,7 @@ from schemas.messages import (
     ManifestResult,
     MemoryItem,
     Passage,
+    PauseScheduling,
     Provenance,
     RollbackWorkflow,
     SearchResult,
@@ -40,6 +42,7 @@ __all__ = [
     "DOMAIN_EVENTS",
     "MESSAGE_TYPES",
     "TOPICS",
+    "ApprovalDecision",
     "CancelWorkflow",
     "Citation",
     "CompletionEvent",
@@ -54,6 +57,7 @@ __all__ = [
     "MemoryItem",
     "Message",
     "Passage",
+    "PauseScheduling",
     "Provenance",
     "RollbackWorkflow",
     "SearchResult",

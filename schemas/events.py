@@ -13,18 +13,30 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from schemas.base import Identifier, LongText, Message, ShortText
+from schemas.controls import Budget, BudgetGrant, Ledger, StepKind
 from schemas.messages import AgentName, Citation, Passage, Provenance
 
 __all__ = [
     "DOMAIN_EVENTS",
+    "ApprovalDenied",
+    "ApprovalGranted",
+    "ApprovalRejected",
+    "ApprovalRequested",
+    "Backtracked",
+    "BudgetExhausted",
     "CritiqueIssued",
+    "CycleDetected",
     "DomainEvent",
     "DraftWritten",
+    "EscalatedToHuman",
     "ForkedEvent",
     "MemoryCompacted",
     "PassagesRetrieved",
     "RecordedEventMessage",
+    "SchedulingPaused",
+    "SchedulingResumed",
     "TaskFailed",
+    "TaskReassigned",
     "TaskScheduled",
     "TaskTimedOut",
     "WorkflowCancelled",
@@ -58,6 +70,15 @@ class WorkflowPolicy(Message):
     memory_limit_chars: int = Field(default=6000, ge=500)
     manifest_budget_chars: int = Field(default=2400, ge=200)
     search_limit: int = Field(default=8, ge=1, le=50)
+    budget: Budget = Field(default_factory=Budget)
+    #: Step kinds that wait for a human's approval before they run.
+    approval_steps: list[StepKind] = Field(default_factory=list)
+    #: How long a request for approval waits before the workflow fails.
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
+    #: Prompt versions pinned at start (agent → semantic version).
+    prompts: dict[ShortText, ShortText] = Field(default_factory=dict)
+    #: Agents that have a fallback model to reassign a failing task to.
+    fallbacks: list[AgentName] = Field(default_factory=list)
 
 
 class WorkflowStarted(DomainEvent):
@@ -133,6 +154,8 @@ class TaskFailed(DomainEvent):
     attempt: int = Field(ge=1)
     error: ShortText
     retryable: bool = True
+    #: What the failed attempt spent (failed attempts count against the budget too).
+    provenance: Provenance | None = None
 
 
 class TaskTimedOut(DomainEvent):
@@ -211,9 +234,105 @@ class WorkflowForked(DomainEvent):
     #: Replaces the parent's constraints when set.
     constraints: list[ShortText] | None = None
     max_revisions: int | None = Field(default=None, ge=0, le=10)
+    prompts: dict[ShortText, ShortText] | None = None
     reason: ShortText = ""
     requested_by: ShortText | None = None
     forked_at: datetime
+
+
+class BudgetExhausted(DomainEvent):
+    """The next step would pass a budget limit, so it was not scheduled."""
+
+    limit: Literal["steps", "tokens", "usd", "seconds"]
+    ledger: Ledger
+    budget: Budget
+    step: StepKind
+
+
+class ApprovalRequested(DomainEvent):
+    """The workflow waits for a human (PENDING_APPROVAL) until a decision or the deadline."""
+
+    request_id: Identifier
+    kind: Literal["budget", "step", "escalation"]
+    step: StepKind | None = None
+    summary: ShortText
+    options: list[ShortText] = Field(default_factory=list)
+    deadline: datetime
+
+
+class ApprovalGranted(DomainEvent):
+    """A verified approver granted the pending request."""
+
+    request_id: Identifier
+    approver: ShortText
+    option: ShortText | None = None
+    comment: ShortText = ""
+    budget: BudgetGrant | None = None
+
+
+class ApprovalDenied(DomainEvent):
+    """A verified approver denied the pending request; the workflow fails with the reason."""
+
+    request_id: Identifier
+    approver: ShortText
+    reason: ShortText
+
+
+class ApprovalRejected(DomainEvent):
+    """A decision that changed nothing: late, for no pending request, or unauthenticated."""
+
+    request_id: ShortText | None = None
+    approver: ShortText | None = None
+    reason: ShortText
+
+
+class CycleDetected(DomainEvent):
+    """An agent produced the same output for the same input three times in a row."""
+
+    agent: AgentName
+    input_fingerprint: ShortText
+    output_fingerprint: ShortText
+    repeats: int = Field(ge=2)
+
+
+class Backtracked(DomainEvent):
+    """The loop's short-term memory is dropped and the agent must try another strategy."""
+
+    agent: AgentName
+    dropped_refs: list[ShortText] = Field(default_factory=list)
+    strategy: int = Field(ge=0)
+
+
+class EscalatedToHuman(DomainEvent):
+    """Automatic recovery ran out; a human chooses among ``options``."""
+
+    reason: ShortText
+    agent: AgentName | None = None
+    task_id: Identifier | None = None
+    options: list[ShortText] = Field(default_factory=list)
+
+
+class TaskReassigned(DomainEvent):
+    """A task that failed all its attempts moves to the agent's fallback model."""
+
+    task_id: Identifier
+    agent: AgentName
+    profile: ShortText
+
+
+class SchedulingPaused(DomainEvent):
+    """Operator-wide kill-switch: no workflow schedules a step until resumed."""
+
+    reason: ShortText = ""
+    requested_by: ShortText | None = None
+    at: datetime
+
+
+class SchedulingResumed(DomainEvent):
+    """Scheduling runs again for every workflow."""
+
+    requested_by: ShortText | None = None
+    at: datetime
 
 
 DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
@@ -232,6 +351,17 @@ DOMAIN_EVENTS: dict[str, type[DomainEvent]] = {
         WorkflowCancelled,
         WorkflowRolledBack,
         WorkflowForked,
+        BudgetExhausted,
+        ApprovalRequested,
+        ApprovalGranted,
+        ApprovalDenied,
+        ApprovalRejected,
+        CycleDetected,
+        Backtracked,
+        EscalatedToHuman,
+        TaskReassigned,
+        SchedulingPaused,
+        SchedulingResumed,
     )
 }
 

@@ -9,9 +9,11 @@ from uuid import uuid4
 from pydantic import AwareDatetime, Field
 
 from schemas.base import DoorText, GoalText, Identifier, LongText, Message, ShortText, Text
+from schemas.controls import StepKind
 
 __all__ = [
     "AgentName",
+    "ApprovalDecision",
     "CancelWorkflow",
     "Citation",
     "CompletionEvent",
@@ -24,6 +26,7 @@ __all__ = [
     "ManifestResult",
     "MemoryItem",
     "Passage",
+    "PauseScheduling",
     "Provenance",
     "RollbackWorkflow",
     "SearchResult",
@@ -55,6 +58,15 @@ class GoalSubmitted(Message):
     requested_by: DoorText | None = None
     max_revisions: int | None = Field(default=None, ge=0, le=10)
     submitted_at: AwareDatetime | None = None
+    # A goal may ask for a smaller (or larger, up to the operator's maximum) budget.
+    max_steps: int | None = Field(default=None, ge=1, le=10_000)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_usd: float | None = Field(default=None, gt=0)
+    max_seconds: float | None = Field(default=None, gt=0)
+    #: Step kinds that must wait for a human's approval (``deliver`` gates the completion).
+    approval_required: list[StepKind] = Field(default_factory=list, max_length=5)
+    #: Prompt versions to pin instead of the operator's current ones (agent → version).
+    prompts: dict[DoorText, DoorText] | None = Field(default=None, max_length=4)
 
 
 class Provenance(Message):
@@ -66,6 +78,15 @@ class Provenance(Message):
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     tokens_estimated: bool = True
+    #: From the operator's price table (USD per million tokens); 0 offline.
+    cost_usd: float = Field(default=0.0, ge=0)
+    prompt_id: ShortText | None = None
+    prompt_version: ShortText | None = None
+    prompt_hash: ShortText | None = None
+    #: The model request's SHA-256 and the provider's raw completion, so replay, rollback and
+    #: fork never call the model again for a recorded step.
+    request_hash: ShortText | None = None
+    raw_completion: LongText | None = None
 
 
 class Passage(Message):
@@ -102,6 +123,10 @@ class TaskCommand(Message):
     attempt: int = Field(ge=1, le=100)
     deadline: AwareDatetime
     agent: AgentName
+    #: Which model the worker uses: its primary, or the fallback a failing task moved to.
+    profile: ShortText = "primary"
+    #: The prompt version the workflow pinned for this agent (None: the worker's current).
+    prompt_version: ShortText | None = None
 
 
 class SearchTask(TaskCommand):
@@ -127,6 +152,8 @@ class WriteTask(TaskCommand):
     previous_draft: LongText | None = None
     manifest: LongText | None = None
     revision: int = Field(default=0, ge=0)
+    #: The writing strategy to use; a backtrack after a detected cycle moves to the next.
+    strategy: int = Field(default=0, ge=0)
 
 
 class CritiqueTask(TaskCommand):
@@ -257,6 +284,39 @@ class ForkWorkflow(Message):
     #: Replaces the parent's constraints when given.
     constraints: list[DoorText] | None = Field(default=None, max_length=20)
     max_revisions: int | None = Field(default=None, ge=0, le=10)
+    reason: DoorText = ""
+    #: Prompt versions to run the fork with (agent → version), e.g. {"writer": "2.0.0"}.
+    prompts: dict[DoorText, DoorText] | None = Field(default=None, max_length=4)
+
+
+class ApprovalDecision(Message):
+    """A human's answer to a workflow waiting in PENDING_APPROVAL, on ``agentlog.approvals``.
+
+    Signed by an approver (or operator); the identity recorded is the verified signer's.
+    """
+
+    TYPE = "agentlog.approval.decision.v1"
+
+    workflow_id: Identifier
+    #: The request answered; None answers whatever the workflow waits for now.
+    request_id: Identifier | None = None
+    decision: Literal["grant", "deny"]
+    #: For an escalation: ``retry``, ``skip`` or ``abort``.
+    option: DoorText | None = None
+    comment: DoorText = ""
+    #: For a budget request: what to add.
+    add_steps: int = Field(default=0, ge=0)
+    add_tokens: int = Field(default=0, ge=0)
+    add_usd: float = Field(default=0.0, ge=0)
+    add_seconds: float = Field(default=0.0, ge=0)
+
+
+class PauseScheduling(Message):
+    """Operator-wide kill-switch: stop (or restart) scheduling for every workflow."""
+
+    TYPE = "agentlog.control.pause.v1"
+
+    paused: bool
     reason: DoorText = ""
 
 

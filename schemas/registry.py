@@ -5,6 +5,7 @@ from __future__ import annotations
 from schemas.base import Message
 from schemas.events import RecordedEventMessage
 from schemas.messages import (
+    ApprovalDecision,
     CancelWorkflow,
     CompletionEvent,
     CompletionEventV1,
@@ -14,6 +15,7 @@ from schemas.messages import (
     ForkWorkflow,
     GoalSubmitted,
     ManifestResult,
+    PauseScheduling,
     RollbackWorkflow,
     SearchResult,
     SearchTask,
@@ -46,6 +48,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         CancelWorkflow,
         RollbackWorkflow,
         ForkWorkflow,
+        PauseScheduling,
+        ApprovalDecision,
         CompletionEvent,
         CompletionEventV1,
         RecordedEventMessage,

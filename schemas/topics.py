@@ -21,6 +21,7 @@ class Topic:
 GOALS = "agentlog.goals"
 RESULTS = "agentlog.results"
 CONTROL = "agentlog.control"
+APPROVALS = "agentlog.approvals"
 COMPLETIONS = "agentlog.completions"
 WORKFLOW_EVENTS = "agentlog.workflow-events"
 
@@ -87,8 +88,20 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         CONTROL,
         "workflow id",
-        ("agentlog.control.cancel.v1", "agentlog.control.rollback.v1", "agentlog.control.fork.v1"),
+        (
+            "agentlog.control.cancel.v1",
+            "agentlog.control.rollback.v1",
+            "agentlog.control.fork.v1",
+            "agentlog.control.pause.v1",
+        ),
         ("agentlog CLI", "operators"),
+        ("supervisor",),
+    ),
+    Topic(
+        APPROVALS,
+        "workflow id",
+        ("agentlog.approval.decision.v1",),
+        ("agentlog approve|deny|budget", "approvers"),
         ("supervisor",),
     ),
     Topic(

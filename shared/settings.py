@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     llm_provider: str = "offline"
     llm_model: str = "gpt-4o-mini"
     llm_base_url: str | None = None
+    # A fallback model a task moves to after its retries (same provider kinds as above).
+    llm_fallback_provider: str | None = None
+    llm_fallback_model: str | None = None
+    # USD per million tokens, input and output, by model: '{"gpt-4o-mini": [0.15, 0.6]}'.
+    llm_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # Budgets: the operator's defaults for every workflow, and the most a goal may ask for
+    # (unset: unlimited). Frozen in each workflow's policy when it starts.
+    budget_max_steps: int | None = None
+    budget_max_tokens: int | None = None
+    budget_max_usd: float | None = None
+    budget_max_seconds: float | None = None
+    budget_ceiling_steps: int | None = None
+    budget_ceiling_tokens: int | None = None
+    budget_ceiling_usd: float | None = None
+    budget_ceiling_seconds: float | None = None
+    # Step kinds that wait for a human (search, write, critique, summarize, deliver).
+    approval_steps: list[str] = Field(default_factory=list)
+    approval_timeout_s: float = 3600.0
     service_name: str = "agentlog"
     otel_exporter: str = "none"  # none | console | otlp
 

@@ -11,24 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import zlib
 from collections import OrderedDict
 from datetime import datetime
 
-from schemas.events import ForkedEvent, WorkflowPolicy
+from schemas.controls import Budget
+from schemas.events import (
+    ApprovalRejected,
+    DomainEvent,
+    ForkedEvent,
+    SchedulingPaused,
+    SchedulingResumed,
+    WorkflowPolicy,
+)
 from schemas.messages import (
+    ApprovalDecision,
     CancelWorkflow,
     ForkWorkflow,
     GoalSubmitted,
+    PauseScheduling,
     RollbackWorkflow,
     TaskResult,
 )
 from shared.auth import Principal, Role
 from shared.domain import (
     CancelRequested,
+    DecisionReceived,
     ForkRequested,
     GoalReceived,
     ResultReceived,
+    ResumeRequested,
     RollbackRequested,
     Tick,
     Trigger,
@@ -49,11 +62,14 @@ from shared.runtime.clock import Clock
 from shared.runtime.codec import decode_history, encode_events
 from shared.transport import Delivery, RejectedError, TransientError
 
-__all__ = ["CONSUMER", "Supervisor"]
+__all__ = ["CONSUMER", "FLEET_STREAM", "Supervisor"]
 
 _log = logging.getLogger(__name__)
 
 CONSUMER = "supervisor"
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+#: The stream of operator-wide switches (pause/resume scheduling), beside the workflows'.
+FLEET_STREAM = "agentlog-fleet"
 _MAX_CONFLICT_RETRIES = 20
 #: Workflows whose state stays cached; the least recently used are folded again when needed.
 _CACHE_SIZE = 2_000
@@ -70,10 +86,14 @@ class Supervisor:
         defaults: WorkflowPolicy,
         *,
         cache_size: int = _CACHE_SIZE,
+        ceiling: Budget | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._defaults = defaults
+        self._ceiling = ceiling or Budget()
+        #: The operator-wide kill-switch, as recorded in the fleet stream (load() reads it).
+        self.paused = False
         self._cache: OrderedDict[str, WorkflowState] = OrderedDict()
         self._cache_size = cache_size
         # One decision at a time per workflow: the deadline ticker and the consumer may both
@@ -96,7 +116,7 @@ class Supervisor:
         trigger: Trigger
         match message:
             case GoalSubmitted():
-                trigger = GoalReceived(message, self._defaults, now, name)
+                trigger = GoalReceived(message, self._defaults, now, name, self._ceiling)
                 key = f"goal/{delivery.ce_id}"
             case TaskResult():
                 trigger = ResultReceived(message, now)
@@ -112,6 +132,12 @@ class Supervisor:
                 history = await self._fork_point(message)
                 trigger = ForkRequested(message, history, now, name)
                 key = f"control/{delivery.ce_id}"
+            case ApprovalDecision():
+                trigger = DecisionReceived(message, now, name)
+                key = f"approval/{delivery.ce_id}"
+            case PauseScheduling():
+                await self._pause(message, delivery.ce_id, name)
+                return
             case _:
                 _log.warning("supervisor ignores %s from %s", delivery.ce_type, delivery.topic)
                 return
@@ -126,6 +152,70 @@ class Supervisor:
             )
         except StoreUnavailableError as exc:
             raise TransientError(str(exc)) from exc
+
+    async def load(self) -> None:
+        """Read the operator-wide switches from the fleet stream (after a restart too)."""
+        records = await self._store.read(FLEET_STREAM)
+        self.paused = bool(records) and records[-1].type == SchedulingPaused.event_type()
+
+    async def on_refused(self, key: str | None, ce_id: str | None, reason: str) -> None:
+        """A decision the transport refused: record the attempt in the workflow it names."""
+        if key and ce_id and _IDENTIFIER.match(key):
+            await self.record_refusal(key, ce_id, f"decision refused: {reason}")
+
+    async def record_refusal(self, workflow_id: str, ce_id: str, reason: str) -> None:
+        """Record a decision the transport refused (unsigned, forged, not an approver) in the
+        workflow it aimed at: a visible, rejected attempt that changes nothing."""
+        event = ApprovalRejected(reason=reason[:500])
+        async with self._lock(workflow_id):
+            state = await self.state_of(workflow_id)
+            if state.status is WorkflowStatus.NEW:
+                return  # no such workflow: the dead letter is the only trace
+            records = encode_events(
+                [event], actor=CONSUMER, correlation_id=workflow_id, causation_id=ce_id
+            )
+            try:
+                await self._store.append(
+                    workflow_id,
+                    records,
+                    state.version,
+                    tracking=Tracking(CONSUMER, f"refused/{ce_id}"),
+                )
+            except (AlreadyProcessedError, ConcurrencyConflictError):
+                return
+            state.apply(event)
+            self.committed.set()
+
+    async def _pause(self, message: PauseScheduling, ce_id: str, principal: str | None) -> None:
+        now = self._clock.now()
+        event: DomainEvent = (
+            SchedulingPaused(reason=message.reason, requested_by=principal, at=now)
+            if message.paused
+            else SchedulingResumed(requested_by=principal, at=now)
+        )
+        records = encode_events(
+            [event],
+            actor=CONSUMER,
+            correlation_id=FLEET_STREAM,
+            causation_id=ce_id,
+            principal=principal,
+        )
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            head = await self._store.read(FLEET_STREAM)
+            try:
+                await self._store.append(
+                    FLEET_STREAM, records, len(head), tracking=Tracking(CONSUMER, f"fleet/{ce_id}")
+                )
+            except AlreadyProcessedError:
+                return
+            except ConcurrencyConflictError:
+                continue
+            break
+        self.paused = message.paused
+        _log.warning("scheduling %s by %s", "paused" if self.paused else "resumed", principal)
+        if not self.paused:
+            for workflow_id in sorted(self.active):
+                await self.execute(workflow_id, ResumeRequested(now), None, None)
 
     def watch(self, workflow_id: str) -> None:
         """Check this workflow's deadlines on the next tick (used after a restart)."""
@@ -185,7 +275,7 @@ class Supervisor:
             if refusal is not None:
                 _log.warning("refused for %s: %s", workflow_id, refusal.detail)
                 raise RejectedError(refusal.reason, refusal.detail)
-            events = decide(state, trigger)
+            events = decide(state, trigger, paused=self.paused)
             if not events and tracking is None:
                 self._track(state)
                 return 0
@@ -195,7 +285,11 @@ class Supervisor:
                 correlation_id=workflow_id,
                 causation_id=causation_id,
                 principal=principal,
-                trigger={"kind": trigger.kind, "now": trigger.now.isoformat()},
+                trigger={
+                    "kind": trigger.kind,
+                    "now": trigger.now.isoformat(),
+                    **({"paused": True} if self.paused else {}),
+                },
             )
             try:
                 await self._store.append(workflow_id, records, state.version, tracking=tracking)
@@ -240,6 +334,9 @@ class Supervisor:
     def _track(self, state: WorkflowState) -> None:
         if state.status.terminal:
             self.active.pop(state.workflow_id, None)
+        elif state.status is WorkflowStatus.PENDING_APPROVAL and state.pending is not None:
+            # Waiting costs nothing: the ticker visits it only when its decision is overdue.
+            self.active[state.workflow_id] = state.pending.deadline
         elif state.status is WorkflowStatus.RUNNING:
             deadlines = [task.deadline for task in state.open_tasks]
             self.active[state.workflow_id] = min(deadlines) if deadlines else None

@@ -49,6 +49,8 @@ class Role(StrEnum):
     AGENT = "agent"
     OPERATOR = "operator"
     UPSTREAM = "upstream"
+    #: May answer approval requests, nothing else.
+    APPROVER = "approver"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ DEVELOPMENT_PRINCIPALS: tuple[Principal, ...] = (
     Principal("summarizer", Role.AGENT, "summarizer"),
     Principal("operator", Role.OPERATOR),
     Principal("upstream", Role.UPSTREAM),
+    Principal("approver", Role.APPROVER),
 )
 
 

@@ -6,6 +6,7 @@
 |                         | operator turns ``require_signed_goals`` off) |
 | ``agentlog.result.*``   | the agent named in the result |
 | ``agentlog.control.*``  | an operator                  |
+| ``agentlog.approval.*`` | an approver or operator      |
 | ``agentlog.task.*``, ``agentlog.workflow.*`` | the supervisor |
 """
 
@@ -24,6 +25,7 @@ RULES: dict[str, frozenset[Role]] = {
     "agentlog.goal.": frozenset({Role.UPSTREAM, Role.OPERATOR}),
     "agentlog.result.": frozenset({Role.AGENT}),
     "agentlog.control.": frozenset({Role.OPERATOR}),
+    "agentlog.approval.": frozenset({Role.OPERATOR, Role.APPROVER}),
     "agentlog.task.": frozenset({Role.SUPERVISOR}),
     "agentlog.workflow.": frozenset({Role.SUPERVISOR}),
 }

@@ -18,9 +18,11 @@ from shared.domain.state import (
 )
 from shared.domain.triggers import (
     CancelRequested,
+    DecisionReceived,
     ForkRequested,
     GoalReceived,
     ResultReceived,
+    ResumeRequested,
     RollbackRequested,
     Tick,
     Trigger,
@@ -29,10 +31,12 @@ from shared.domain.triggers import (
 __all__ = [
     "TERMINAL_EVENTS",
     "CancelRequested",
+    "DecisionReceived",
     "ForkRequested",
     "GoalReceived",
     "Refusal",
     "ResultReceived",
+    "ResumeRequested",
     "RollbackRequested",
     "TaskState",
     "Tick",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.controls import Budget
 from schemas.events import WorkflowForked
 from schemas.messages import (
     CritiqueResult,
@@ -22,6 +23,7 @@ from schemas.messages import (
     TaskResult,
 )
 from shared.agents.constraints import constraint_problem
+from shared.domain.budget import budget_problem
 from shared.domain.state import WorkflowState
 from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus
 from shared.domain.triggers import (
@@ -61,7 +63,7 @@ def admit(state: WorkflowState, trigger: Trigger, *, principal_agent: str | None
     """
     match trigger:
         case GoalReceived():
-            return _admit_goal(state, trigger.goal)
+            return _admit_goal(state, trigger.goal, trigger.ceiling)
         case ResultReceived():
             return _admit_result(state, trigger.result, principal_agent)
         case CancelRequested() if state.status is WorkflowStatus.NEW:
@@ -117,9 +119,9 @@ def _admit_fork(state: WorkflowState, trigger: ForkRequested) -> Refusal | None:
     return Refusal("conflict", f"workflow {state.workflow_id!r} already exists; choose a new id")
 
 
-def _admit_goal(state: WorkflowState, goal: GoalSubmitted) -> Refusal | None:
+def _admit_goal(state: WorkflowState, goal: GoalSubmitted, ceiling: Budget) -> Refusal | None:
     if state.status is WorkflowStatus.NEW:
-        problem = constraint_problem(goal.constraints)
+        problem = constraint_problem(goal.constraints) or budget_problem(goal, ceiling)
         return Refusal("invalid", problem) if problem else None
     # The same goal again is a redelivery or a retrying client: idempotent, not an error.
     same = (

@@ -10,15 +10,27 @@ workflow fails rather than ship an unapproved report.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
+from schemas.controls import AGENT_STEPS, BudgetGrant, StepKind
 from schemas.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRejected,
+    ApprovalRequested,
+    Backtracked,
+    BudgetExhausted,
     CritiqueIssued,
+    CycleDetected,
     DomainEvent,
     DraftWritten,
+    EscalatedToHuman,
     MemoryCompacted,
     PassagesRetrieved,
     TaskFailed,
+    TaskReassigned,
+    TaskScheduled,
     TaskTimedOut,
     WorkflowCancelled,
     WorkflowCompleted,
@@ -37,6 +49,8 @@ from schemas.messages import (
     TaskResult,
 )
 from shared.agents.draft import cited_sources
+from shared.domain.budget import effective_budget, exhausted_limit, ledger_at, policy_for
+from shared.domain.cycles import CYCLE_LENGTH, is_cycle
 from shared.domain.scheduling import (
     reissue,
     reschedule,
@@ -50,9 +64,11 @@ from shared.domain.state import TaskState, WorkflowState
 from shared.domain.statuses import WorkflowStatus, accepts
 from shared.domain.triggers import (
     CancelRequested,
+    DecisionReceived,
     ForkRequested,
     GoalReceived,
     ResultReceived,
+    ResumeRequested,
     RollbackRequested,
     Tick,
     Trigger,
@@ -64,21 +80,24 @@ __all__ = ["decide"]
 class _Decision:
     """Collects events while applying them to a private copy, so later steps see earlier ones."""
 
-    def __init__(self, state: WorkflowState) -> None:
+    def __init__(self, state: WorkflowState, *, paused: bool = False) -> None:
         self.state = copy.deepcopy(state)
         self.events: list[DomainEvent] = []
+        #: Operator-wide pause: steps are held (not scheduled) until scheduling resumes.
+        self.paused = paused
 
     def emit(self, event: DomainEvent) -> None:
         self.state.apply(event)
         self.events.append(event)
 
 
-def decide(state: WorkflowState, trigger: Trigger) -> list[DomainEvent]:
+def decide(state: WorkflowState, trigger: Trigger, *, paused: bool = False) -> list[DomainEvent]:
     """The events that follow from ``trigger``; empty when it changes nothing (e.g. a duplicate,
-    or a trigger the workflow's status does not accept)."""
+    or a trigger the workflow's status does not accept). ``paused``: the operator-wide
+    kill-switch is on, so no step is scheduled (facts are still recorded)."""
     if not accepts(state.status, trigger.kind):
         return []
-    decision = _Decision(state)
+    decision = _Decision(state, paused=paused)
     match trigger:
         case GoalReceived():
             _start(decision, trigger)
@@ -92,8 +111,17 @@ def decide(state: WorkflowState, trigger: Trigger) -> list[DomainEvent]:
                     finished_at=trigger.now,
                 )
             )
+        case Tick() if state.status is WorkflowStatus.PENDING_APPROVAL:
+            _on_approval_deadline(decision, trigger.now)
         case Tick():
             _on_tick(decision, trigger.now)
+        case ResultReceived() if state.status is WorkflowStatus.PENDING_APPROVAL:
+            pass  # nothing is in flight while a workflow waits; a straggler changes nothing
+        case DecisionReceived():
+            _on_decision(decision, trigger)
+        case ResumeRequested():
+            if not state.open_tasks and not state.status.terminal:
+                _resume(decision, trigger.now)
         case RollbackRequested():
             decision.emit(
                 WorkflowRolledBack(
@@ -132,20 +160,20 @@ def _resume(decision: _Decision, now: datetime) -> None:
     state = decision.state
     match state.last_fact:
         case WorkflowStarted() | None:
-            decision.emit(schedule_search(state, now))
+            _schedule(decision, schedule_search(state, now), now)
         case PassagesRetrieved() as retrieved:
             if retrieved.passages:
                 _next_write(decision, now)
             else:
                 _fail(decision, now, "search found no passages for the goal")
         case DraftWritten():
-            decision.emit(schedule_critique(state, now))
+            _schedule(decision, schedule_critique(state, now), now)
         case MemoryCompacted():
-            decision.emit(schedule_write(state, now))
+            _schedule(decision, schedule_write(state, now), now)
         case CritiqueIssued() as critique:
             _after_critique(decision, critique, now)
         case TaskFailed() | TaskTimedOut() as failed:
-            decision.emit(reissue(state, state.tasks[failed.task_id], now))
+            _schedule(decision, reissue(state, state.tasks[failed.task_id], now), now)
         case other:
             # A terminal event is refused as a target by admission; anything else is a bug.
             raise ValueError(f"cannot resume after {other.event_type()}")
@@ -155,20 +183,17 @@ def _start(decision: _Decision, trigger: GoalReceived) -> None:
     if decision.state.status is not WorkflowStatus.NEW:
         return  # the same goal again: the workflow already exists
     goal = trigger.goal
-    policy = trigger.defaults
-    if goal.max_revisions is not None:
-        policy = policy.model_copy(update={"max_revisions": goal.max_revisions})
     decision.emit(
         WorkflowStarted(
             goal=goal.goal,
             constraints=list(goal.constraints),
             requested_by=goal.requested_by,
             submitted_by=trigger.principal,
-            policy=policy,
+            policy=policy_for(trigger.goal, trigger.defaults),
             started_at=trigger.now,
         )
     )
-    decision.emit(schedule_search(decision.state, trigger.now))
+    _schedule(decision, schedule_search(decision.state, trigger.now), trigger.now)
 
 
 def _awaited(state: WorkflowState, result: TaskResult) -> TaskState | None:
@@ -194,6 +219,7 @@ def _on_result(decision: _Decision, result: TaskResult, now: datetime) -> None:
                     attempt=result.attempt,
                     error=result.error,
                     retryable=result.retryable,
+                    provenance=result.provenance,
                 )
             )
             _retry_or_fail(decision, task, now, result.error, retryable=result.retryable)
@@ -217,7 +243,8 @@ def _on_result(decision: _Decision, result: TaskResult, now: datetime) -> None:
                     provenance=result.provenance,
                 )
             )
-            decision.emit(schedule_critique(decision.state, now))
+            if not _broke_cycle(decision, "writer", now):
+                _schedule(decision, schedule_critique(decision.state, now), now)
         case CritiqueResult():
             _on_critique(decision, task, result, now)
         case ManifestResult():
@@ -231,7 +258,8 @@ def _on_result(decision: _Decision, result: TaskResult, now: datetime) -> None:
                     provenance=result.provenance,
                 )
             )
-            decision.emit(schedule_write(decision.state, now))
+            if not _broke_cycle(decision, "summarizer", now):
+                _schedule(decision, schedule_write(decision.state, now), now)
 
 
 def _on_critique(
@@ -255,6 +283,11 @@ def _after_critique(decision: _Decision, critique: CritiqueIssued, now: datetime
     """Commit an approved draft, revise, or fail when revisions ran out."""
     state = decision.state
     if critique.verdict == "approved":
+        if "deliver" in state.policy.approval_steps and "deliver" not in state.approved_steps:
+            draft = state.drafts[-1]
+            summary = f"deliver the approved report ({len(draft.draft.split())} words): "
+            _request(decision, "step", now, step="deliver", summary=summary + draft.draft[:300])
+            return
         draft = state.drafts[-1]
         titles = {p.source_id: p.title for p in writer_passages(state)}
         # From the approved text itself, not the writer's own list: the report can cite
@@ -283,9 +316,9 @@ def _next_write(decision: _Decision, now: datetime) -> None:
     """Write next, compacting memory first when it has outgrown the policy's limit."""
     state = decision.state
     if state.memory_chars > state.policy.memory_limit_chars:
-        decision.emit(schedule_summary(state, now))
+        _schedule(decision, schedule_summary(state, now), now)
     else:
-        decision.emit(schedule_write(state, now))
+        _schedule(decision, schedule_write(state, now), now)
 
 
 def _on_tick(decision: _Decision, now: datetime) -> None:
@@ -308,15 +341,220 @@ def _on_tick(decision: _Decision, now: datetime) -> None:
 def _retry_or_fail(
     decision: _Decision, task: TaskState, now: datetime, error: str, *, retryable: bool
 ) -> None:
-    if retryable and task.attempt < decision.state.policy.max_attempts:
-        decision.emit(reschedule(decision.state, task, now))
+    """Retry; then reassign to the agent's fallback model; then escalate to a human.
+
+    A failure the agent calls not retryable (a rejected credential, an invalid request) fails
+    the workflow at once: neither another attempt nor a human's "retry" can change it.
+    """
+    state = decision.state
+    reason = f"{task.agent} task {task.task_id} failed after attempt {task.attempt}: {error}"
+    if not retryable:
+        _fail(decision, now, reason)
+    elif task.attempt < state.policy.max_attempts:
+        _schedule(decision, reschedule(state, task, now), now)
+    elif task.agent in state.policy.fallbacks and task.command.get("profile") != "fallback":
+        decision.emit(TaskReassigned(task_id=task.task_id, agent=task.agent, profile="fallback"))
+        fallback = reissue(decision.state, task, now)
+        command = {**fallback.command, "profile": "fallback"}
+        _schedule(decision, fallback.model_copy(update={"command": command}), now)
     else:
-        _fail(
-            decision,
-            now,
-            f"{task.agent} task {task.task_id} failed after attempt {task.attempt}: {error}",
+        options = ["retry", "skip", "abort"] if task.agent == "summarizer" else ["retry", "abort"]
+        decision.emit(
+            EscalatedToHuman(
+                reason=reason[:500], agent=task.agent, task_id=task.task_id, options=options
+            )
         )
+        _request(decision, "escalation", now, summary=reason[:300], options=options)
 
 
 def _fail(decision: _Decision, now: datetime, reason: str) -> None:
     decision.emit(WorkflowFailed(reason=reason[:500], finished_at=now))
+
+
+# --- agent controls --------------------------------------------------------------------
+
+
+def _schedule(decision: _Decision, scheduled: TaskScheduled, now: datetime) -> None:
+    """Emit ``scheduled`` unless scheduling is paused, the budget would be passed, or its step
+    kind waits for a human's approval; then the workflow waits instead (costing nothing)."""
+    state = decision.state
+    if decision.paused:
+        return  # held; a ResumeRequested schedules the next step when the operator resumes
+    step = AGENT_STEPS[scheduled.agent]
+    limit = exhausted_limit(state, now)
+    if limit is not None:
+        budget = effective_budget(state)
+        decision.emit(
+            BudgetExhausted(limit=limit, ledger=ledger_at(state, now), budget=budget, step=step)
+        )
+        summary = f"the {step} step would pass the {limit} budget; add budget or deny"
+        _request(decision, "budget", now, step=step, summary=summary, options=["grant", "deny"])
+        return
+    if step in state.policy.approval_steps and step not in state.approved_steps:
+        _request(decision, "step", now, step=step, summary=f"run the {step} step")
+        return
+    decision.emit(scheduled)
+
+
+def _request(
+    decision: _Decision,
+    kind: Literal["budget", "step", "escalation"],
+    now: datetime,
+    *,
+    summary: str,
+    step: StepKind | None = None,
+    options: list[str] | None = None,
+) -> None:
+    state = decision.state
+    decision.emit(
+        ApprovalRequested(
+            request_id=f"approval-v{state.version + 1}",
+            kind=kind,
+            step=step,
+            summary=summary[:500],
+            options=options or ["grant", "deny"],
+            deadline=now + timedelta(seconds=state.policy.approval_timeout_s),
+        )
+    )
+
+
+def _on_decision(decision: _Decision, trigger: DecisionReceived) -> None:
+    state, answer, now = decision.state, trigger.decision, trigger.now
+    approver = trigger.principal or "unknown"
+    pending = state.pending
+    if state.status is not WorkflowStatus.PENDING_APPROVAL or pending is None:
+        decision.emit(
+            ApprovalRejected(
+                request_id=answer.request_id,
+                approver=approver,
+                reason="the workflow is not waiting for a decision",
+            )
+        )
+        return
+    if answer.request_id is not None and answer.request_id != pending.request_id:
+        decision.emit(
+            ApprovalRejected(
+                request_id=answer.request_id,
+                approver=approver,
+                reason=f"no pending request {answer.request_id}; {pending.request_id} waits",
+            )
+        )
+        return
+    if now > pending.deadline:
+        decision.emit(
+            ApprovalRejected(
+                request_id=pending.request_id, approver=approver, reason="after the deadline"
+            )
+        )
+        _fail(decision, now, f"no decision on {pending.request_id} before its deadline")
+        return
+    if pending.kind == "escalation" and answer.decision == "grant":
+        option = answer.option or "retry"
+        if option not in pending.options:
+            decision.emit(
+                ApprovalRejected(
+                    request_id=pending.request_id,
+                    approver=approver,
+                    reason=f"option {option!r} is not one of {', '.join(pending.options)}",
+                )
+            )
+            return
+        decision.emit(
+            ApprovalGranted(
+                request_id=pending.request_id,
+                approver=approver,
+                option=option,
+                comment=answer.comment,
+            )
+        )
+        _on_escalation_option(decision, option, now, approver)
+        return
+    if answer.decision == "deny" or (pending.kind == "escalation" and answer.option == "abort"):
+        reason = answer.comment or "denied"
+        decision.emit(
+            ApprovalDenied(request_id=pending.request_id, approver=approver, reason=reason)
+        )
+        _fail(decision, now, f"{pending.kind} request denied by {approver}: {reason}")
+        return
+    grant = BudgetGrant(
+        add_steps=answer.add_steps,
+        add_tokens=answer.add_tokens,
+        add_usd=answer.add_usd,
+        add_seconds=answer.add_seconds,
+    )
+    decision.emit(
+        ApprovalGranted(
+            request_id=pending.request_id,
+            approver=approver,
+            comment=answer.comment,
+            budget=None if grant.empty else grant,
+        )
+    )
+    _resume(decision, now)
+
+
+def _on_escalation_option(decision: _Decision, option: str, now: datetime, approver: str) -> None:
+    state = decision.state
+    if option == "abort":
+        _fail(decision, now, f"aborted by {approver} after an escalation")
+    elif option == "skip":
+        # Only offered for compaction: write from the memory as it is.
+        _schedule(decision, schedule_write(state, now), now)
+    elif state.last_fact is not None and isinstance(state.last_fact, DraftWritten):
+        _backtrack(decision, "writer", now)  # a cycle: try yet another strategy
+    else:
+        _resume(decision, now)
+
+
+def _on_approval_deadline(decision: _Decision, now: datetime) -> None:
+    pending = decision.state.pending
+    if pending is not None and now >= pending.deadline:
+        reason = f"no decision on {pending.request_id} before its deadline ({pending.summary})"
+        _fail(decision, now, reason)
+
+
+def _broke_cycle(decision: _Decision, agent: str, now: datetime) -> bool:
+    """After an agent's step: on a detected cycle, backtrack (first time) or escalate."""
+    state = decision.state
+    recent = state.recent_steps.get(agent, [])
+    if not is_cycle(recent):
+        return False
+    inputs, output = recent[-1]
+    decision.emit(
+        CycleDetected(
+            agent=agent,  # type: ignore[arg-type]  # a watched agent name
+            input_fingerprint=inputs,
+            output_fingerprint=output,
+            repeats=CYCLE_LENGTH,
+        )
+    )
+    if decision.state.cycles.get(agent, 0) > 1:
+        options = ["retry", "abort"]
+        decision.emit(
+            EscalatedToHuman(
+                reason=f"the {agent} repeated itself again after backtracking",
+                agent=agent,  # type: ignore[arg-type]  # a watched agent name
+                options=options,
+            )
+        )
+        summary = f"the {agent} is stuck in a loop even with another strategy"
+        _request(decision, "escalation", now, summary=summary, options=options)
+        return True
+    _backtrack(decision, agent, now)
+    return True
+
+
+def _backtrack(decision: _Decision, agent: str, now: datetime) -> None:
+    state = decision.state
+    loop = [d.revision for d in state.drafts[-CYCLE_LENGTH:]]
+    dropped = [f"draft-{r}" for r in loop] + [f"critique-{r}" for r in loop]
+    decision.emit(
+        Backtracked(
+            agent=agent,  # type: ignore[arg-type]  # a watched agent name
+            dropped_refs=dropped,
+            strategy=state.strategies.get(agent, 0) + 1,
+        )
+    )
+    # Either loop ends in a write: the writer's with its next strategy, or, after a stuck
+    # compaction, a write from the memory as it is.
+    _schedule(decision, schedule_write(decision.state, now), now)

@@ -20,6 +20,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from schemas.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRejected,
     CritiqueIssued,
     DomainEvent,
     DraftWritten,
@@ -37,6 +40,7 @@ from schemas.events import (
     upcast,
 )
 from schemas.messages import (
+    ApprovalDecision,
     CancelWorkflow,
     CritiqueResult,
     DraftResult,
@@ -48,13 +52,16 @@ from schemas.messages import (
     SearchResult,
     TaskFailure,
 )
+from schemas.registry import model_for
 from shared.domain.decide import decide
 from shared.domain.state import WorkflowState
 from shared.domain.triggers import (
     CancelRequested,
+    DecisionReceived,
     ForkRequested,
     GoalReceived,
     ResultReceived,
+    ResumeRequested,
     RollbackRequested,
     Tick,
     Trigger,
@@ -97,10 +104,15 @@ def find_drift(workflow_id: str, records: Sequence[Recorded]) -> Drift | None:
     for batch in _decisions(records):
         events = [upcast(r.type, r.schema_version, r.data) for r in batch]
         now = _decided_at(batch[0].metadata, events, state) or previous_now
-        trigger = _trigger(workflow_id, state, events[0], now)
+        recorded_trigger = batch[0].metadata.get("trigger") or {}
+        kind = recorded_trigger.get("kind") if isinstance(recorded_trigger, Mapping) else None
+        paused = (
+            bool(recorded_trigger.get("paused")) if isinstance(recorded_trigger, Mapping) else False
+        )
+        trigger = _trigger(workflow_id, state, events[0], now, kind)
         if trigger is None:
             return _drift(workflow_id, batch, events, [], "no trigger explains this decision")
-        decided = decide(state, trigger)
+        decided = decide(state, trigger, paused=paused)
         if [_canonical(e) for e in decided] != [_canonical(e) for e in events]:
             return _drift(workflow_id, batch, events, decided, "today's code decides otherwise")
         for record, event in zip(batch, events, strict=True):
@@ -153,9 +165,12 @@ def _trigger(
     state: WorkflowState,
     first: DomainEvent,
     now: datetime | None,
+    kind: str | None = None,
 ) -> Trigger | None:
     if now is None:
         return None
+    if kind == "resume":
+        return ResumeRequested(now)
     task_id = str(getattr(first, "task_id", "none"))
     task = state.tasks.get(task_id)
     attempt = task.attempt if task is not None else 1
@@ -228,7 +243,7 @@ def _trigger(
                     task_id=task_id,
                     attempt=first.attempt,
                     agent=first.agent,
-                    provenance=_no_provenance(),
+                    provenance=first.provenance or _no_provenance(),
                     error=first.error,
                     retryable=first.retryable,
                 ),
@@ -244,6 +259,8 @@ def _trigger(
                 workflow_id=workflow_id, to_version=first.to_version, reason=first.reason
             )
             return RollbackRequested(rollback, now, first.requested_by)
+        case ApprovalGranted() | ApprovalDenied() | ApprovalRejected():
+            return DecisionReceived(_decision(workflow_id, first), now, first.approver)
         case WorkflowForked():
             fork = ForkWorkflow(
                 workflow_id=workflow_id,
@@ -252,6 +269,7 @@ def _trigger(
                 constraints=first.constraints,
                 max_revisions=first.max_revisions,
                 reason=first.reason,
+                prompts=first.prompts,
             )
             return ForkRequested(fork, tuple(first.history), now, first.requested_by)
     return None
@@ -261,8 +279,41 @@ def _no_provenance() -> Provenance:
     return Provenance(provider="none", model="none", strategy_version="failure")
 
 
+def _decision(
+    workflow_id: str, event: ApprovalGranted | ApprovalDenied | ApprovalRejected
+) -> ApprovalDecision:
+    match event:
+        case ApprovalGranted():
+            grant = event.budget
+            return ApprovalDecision(
+                workflow_id=workflow_id,
+                request_id=event.request_id,
+                decision="grant",
+                option=event.option,
+                comment=event.comment,
+                add_steps=grant.add_steps if grant else 0,
+                add_tokens=grant.add_tokens if grant else 0,
+                add_usd=grant.add_usd if grant else 0.0,
+                add_seconds=grant.add_seconds if grant else 0.0,
+            )
+        case ApprovalDenied():
+            return ApprovalDecision(
+                workflow_id=workflow_id,
+                request_id=event.request_id,
+                decision="deny",
+                comment=event.reason,
+            )
+    return ApprovalDecision(workflow_id=workflow_id, request_id=event.request_id, decision="grant")
+
+
 def _canonical(event: DomainEvent) -> tuple[str, dict[str, Any]]:
-    return event.event_type(), event.model_dump(mode="json")
+    data = event.model_dump(mode="json")
+    if isinstance(event, TaskScheduled):
+        # Compare commands as their model reads them: a field added with a default since the
+        # history was recorded means the same command, not a different decision.
+        command = model_for(event.command_type).model_validate(event.command, strict=False)
+        data["command"] = command.model_dump(mode="json")
+    return event.event_type(), data
 
 
 def _drift(

@@ -56,6 +56,7 @@ def schedule_search(state: WorkflowState, now: datetime) -> TaskScheduled:
             task_id=_task_id(state, "search"),
             attempt=1,
             deadline=_deadline(state, now),
+            prompt_version=state.policy.prompts.get("search"),
             query=query,
             limit=state.policy.search_limit,
         )
@@ -71,8 +72,14 @@ def writer_passages(state: WorkflowState) -> list[Passage]:
 
 
 def schedule_write(state: WorkflowState, now: datetime) -> TaskScheduled:
-    """Write the first draft, or revise the last one with the critic's feedback."""
-    last_critique = state.critiques[-1] if state.critiques else None
+    """Write the first draft, or revise the last one with the critic's feedback.
+
+    Drafts and critiques a backtrack dropped are not shown: the writer starts that part over
+    with its next strategy.
+    """
+    drafts = [d for d in state.drafts if f"draft-{d.revision}" not in state.hidden_refs]
+    critiques = [c for c in state.critiques if f"critique-{c.revision}" not in state.hidden_refs]
+    last_critique = critiques[-1] if critiques else None
     return _scheduled(
         WriteTask(
             workflow_id=state.workflow_id,
@@ -83,9 +90,11 @@ def schedule_write(state: WorkflowState, now: datetime) -> TaskScheduled:
             constraints=state.constraints,
             passages=writer_passages(state),
             feedback=list(last_critique.feedback) if last_critique else [],
-            previous_draft=state.drafts[-1].draft if state.drafts else None,
+            previous_draft=drafts[-1].draft if drafts else None,
             manifest=state.manifest.manifest if state.manifest else None,
             revision=state.revision + 1,
+            strategy=state.strategies.get("writer", 0),
+            prompt_version=state.policy.prompts.get("writer"),
         )
     )
 
@@ -99,6 +108,7 @@ def schedule_critique(state: WorkflowState, now: datetime) -> TaskScheduled:
             task_id=_task_id(state, "critic"),
             attempt=1,
             deadline=_deadline(state, now),
+            prompt_version=state.policy.prompts.get("critic"),
             goal=state.goal,
             constraints=state.constraints,
             draft=draft.draft,
@@ -123,6 +133,7 @@ def schedule_summary(state: WorkflowState, now: datetime) -> TaskScheduled:
             task_id=_task_id(state, "summarizer"),
             attempt=1,
             deadline=_deadline(state, now),
+            prompt_version=state.policy.prompts.get("summarizer"),
             goal=state.goal,
             items=items,
             budget_chars=state.policy.manifest_budget_chars,

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from schemas.controls import AGENT_STEPS, BudgetGrant, Ledger
 from schemas.events import (
+    ApprovalRequested,
     CritiqueIssued,
     DomainEvent,
     DraftWritten,
+    EscalatedToHuman,
     MemoryCompacted,
     PassagesRetrieved,
     TaskFailed,
@@ -33,6 +36,8 @@ from schemas.events import (
     upcast,
 )
 from schemas.messages import AgentName, MemoryItem, Passage
+from shared.domain.control_state import fold_control
+from shared.domain.cycles import CYCLE_LENGTH, WATCHED_AGENTS, fingerprint, input_fingerprint
 from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus, status_after
 
 MemoryKind = Literal["goal", "passage", "draft", "critique", "manifest"]
@@ -91,6 +96,22 @@ class WorkflowState:
     finished_versions: list[int] = field(default_factory=list)
     forked_from: str | None = None
     forked_at_version: int | None = None
+    # --- agent controls -------------------------------------------------------------
+    #: When the budget's clock started (the goal, or the fork).
+    started_at: datetime | None = None
+    spent: Ledger = field(default_factory=Ledger)
+    granted: BudgetGrant = field(default_factory=BudgetGrant)
+    #: The request the workflow waits on in PENDING_APPROVAL.
+    pending: ApprovalRequested | None = None
+    #: Step kinds a human approved, each good for the next step of that kind.
+    approved_steps: set[str] = field(default_factory=set)
+    #: Per agent, its recent (input, output) fingerprints, newest last.
+    recent_steps: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    cycles: dict[str, int] = field(default_factory=dict)
+    strategies: dict[str, int] = field(default_factory=dict)
+    #: Memory refs (``draft-3``, ``critique-3``) a backtrack dropped from what agents see.
+    hidden_refs: set[str] = field(default_factory=set)
+    escalation: EscalatedToHuman | None = None
 
     @property
     def open_tasks(self) -> list[TaskState]:
@@ -115,9 +136,10 @@ class WorkflowState:
 
     @property
     def last_fact(self) -> DomainEvent | None:
-        """The newest effective event that is a fact, not a decision or a marker."""
+        """The newest effective event that is a fact (an outcome of work, a goal, an ending),
+        not a decision, a marker or a control event."""
         for _, event in reversed(self.effective):
-            if not isinstance(event, TaskScheduled | WorkflowRolledBack | WorkflowForked):
+            if isinstance(event, _FACTS):
                 return event
         return None
 
@@ -136,12 +158,15 @@ class WorkflowState:
     def _fold(self, event: DomainEvent) -> None:
         match event:
             case WorkflowStarted():
+                self.started_at = event.started_at
                 self.status = WorkflowStatus.RUNNING
                 self.goal = event.goal
                 self.constraints = list(event.constraints)
                 self.policy = event.policy
                 self.fresh_memory.append(_memory(kind="goal", ref="goal", text=event.goal))
             case TaskScheduled():
+                self.spent = self.spent.model_copy(update={"steps": self.spent.steps + 1})
+                self.approved_steps.discard(AGENT_STEPS[event.agent])
                 self.tasks[event.task_id] = TaskState(
                     event.task_id,
                     event.agent,
@@ -157,6 +182,7 @@ class WorkflowState:
                     _memory(kind="passage", ref=p.source_id, text=p.text) for p in event.passages
                 )
             case DraftWritten():
+                self._remember_step(event.task_id, {"draft": event.draft})
                 self._close(event.task_id)
                 self.drafts.append(event)
                 ref = f"draft-{event.revision}"
@@ -168,12 +194,14 @@ class WorkflowState:
                 ref = f"critique-{event.revision}"
                 self.fresh_memory.append(_memory(kind="critique", ref=ref, text=text))
             case MemoryCompacted():
+                self._remember_step(event.task_id, {"manifest": event.manifest})
                 self._close(event.task_id)
                 self.manifest = event
                 self.fresh_memory = []
             case TaskFailed() | TaskTimedOut():
                 self._close(event.task_id)
             case WorkflowCompleted():
+                self.approved_steps.discard("deliver")
                 self.status = WorkflowStatus.COMPLETED
             case WorkflowFailed():
                 self.status = WorkflowStatus.FAILED
@@ -181,6 +209,30 @@ class WorkflowState:
             case WorkflowCancelled():
                 self.status = WorkflowStatus.CANCELLED
                 self.outcome_reason = event.reason
+            case _:
+                fold_control(self, event)
+        self._count_spend(event)
+
+    def _remember_step(self, task_id: str, output: dict[str, object]) -> None:
+        task = self.tasks.get(task_id)
+        if task is None or task.agent not in WATCHED_AGENTS:
+            return
+        pair = (input_fingerprint(task.command), fingerprint(output))
+        self.recent_steps[task.agent] = [*self.recent_steps.get(task.agent, []), pair][
+            -CYCLE_LENGTH:
+        ]
+
+    def _count_spend(self, event: DomainEvent) -> None:
+        provenance = getattr(event, "provenance", None)
+        if provenance is None:
+            return
+        self.spent = self.spent.model_copy(
+            update={
+                "tokens_in": self.spent.tokens_in + provenance.prompt_tokens,
+                "tokens_out": self.spent.tokens_out + provenance.completion_tokens,
+                "usd": self.spent.usd + provenance.cost_usd,
+            }
+        )
 
     def _roll_back(self, event: WorkflowRolledBack) -> None:
         # Version 0 holds a fork's copied history: its WorkflowForked event re-creates it.
@@ -230,6 +282,11 @@ class WorkflowState:
         self._override(event)
         self.status = WorkflowStatus.RUNNING
         self.outcome_reason = None
+        # The fork's budget is its own: its clock and ledger start at the fork.
+        self.started_at = event.forked_at
+        self.spent = Ledger()
+        self.granted = BudgetGrant()
+        self.pending = None
         self.forked_from = event.parent_workflow_id
         self.forked_at_version = event.parent_version
 
@@ -238,11 +295,28 @@ class WorkflowState:
             self.constraints = list(event.constraints)
         if event.max_revisions is not None:
             self.policy = self.policy.model_copy(update={"max_revisions": event.max_revisions})
+        if event.prompts:
+            prompts = {**self.policy.prompts, **event.prompts}
+            self.policy = self.policy.model_copy(update={"prompts": prompts})
 
     def _close(self, task_id: str) -> None:
         task = self.tasks.get(task_id)
         if task is not None:
             task.open = False
+
+
+_FACTS = (
+    WorkflowStarted,
+    PassagesRetrieved,
+    DraftWritten,
+    CritiqueIssued,
+    MemoryCompacted,
+    TaskFailed,
+    TaskTimedOut,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowCancelled,
+)
 
 
 def _memory(*, kind: MemoryKind, ref: str, text: str) -> MemoryItem:

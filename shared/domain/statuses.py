@@ -18,6 +18,8 @@ class WorkflowStatus(StrEnum):
 
     NEW = "new"
     RUNNING = "running"
+    #: Waiting for a human: a budget grant, a gated step's approval, or an escalation.
+    PENDING_APPROVAL = "pending_approval"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -31,10 +33,17 @@ class WorkflowStatus(StrEnum):
 #: Status → the trigger kinds it acts on (``Trigger.kind``); any other trigger changes nothing.
 ACCEPTS: dict[WorkflowStatus, frozenset[str]] = {
     WorkflowStatus.NEW: frozenset({"goal", "fork"}),
-    WorkflowStatus.RUNNING: frozenset({"goal", "result", "cancel", "tick", "rollback"}),
-    WorkflowStatus.COMPLETED: frozenset({"goal", "rollback"}),
-    WorkflowStatus.FAILED: frozenset({"goal", "rollback"}),
-    WorkflowStatus.CANCELLED: frozenset({"goal", "rollback"}),
+    WorkflowStatus.RUNNING: frozenset(
+        {"goal", "result", "cancel", "tick", "rollback", "approval", "resume"}
+    ),
+    # Waiting costs nothing: results are still recorded, but only a decision, the deadline
+    # (a tick), a cancel or a rollback moves the workflow on.
+    WorkflowStatus.PENDING_APPROVAL: frozenset(
+        {"goal", "result", "cancel", "tick", "rollback", "approval"}
+    ),
+    WorkflowStatus.COMPLETED: frozenset({"goal", "rollback", "approval"}),
+    WorkflowStatus.FAILED: frozenset({"goal", "rollback", "approval"}),
+    WorkflowStatus.CANCELLED: frozenset({"goal", "rollback", "approval"}),
 }
 
 
@@ -53,4 +62,6 @@ TERMINAL_EVENTS: dict[str, WorkflowStatus] = {
 
 def status_after(last_event_type: str) -> WorkflowStatus:
     """A workflow's status known only from its last event's type (no replay needed)."""
+    if last_event_type == "ApprovalRequested":
+        return WorkflowStatus.PENDING_APPROVAL
     return TERMINAL_EVENTS.get(last_event_type, WorkflowStatus.RUNNING)

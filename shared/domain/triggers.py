@@ -3,12 +3,14 @@ rollback, or a fork. Each trigger has a ``kind``: the status machine's vocabular
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from schemas.controls import Budget
 from schemas.events import ForkedEvent, WorkflowPolicy
 from schemas.messages import (
+    ApprovalDecision,
     CancelWorkflow,
     ForkWorkflow,
     GoalSubmitted,
@@ -18,9 +20,11 @@ from schemas.messages import (
 
 __all__ = [
     "CancelRequested",
+    "DecisionReceived",
     "ForkRequested",
     "GoalReceived",
     "ResultReceived",
+    "ResumeRequested",
     "RollbackRequested",
     "Tick",
     "Trigger",
@@ -37,6 +41,8 @@ class GoalReceived:
     now: datetime
     #: The verified signer of the goal (None for an unsigned goal, where allowed).
     principal: str | None = None
+    #: The operator's maximum budget a goal may ask for.
+    ceiling: Budget = field(default_factory=Budget)
 
 
 @dataclass(frozen=True)
@@ -89,4 +95,32 @@ class ForkRequested:
     principal: str | None = None
 
 
-Trigger = GoalReceived | ResultReceived | CancelRequested | Tick | RollbackRequested | ForkRequested
+@dataclass(frozen=True)
+class DecisionReceived:
+    """A human answered an approval request (grant or deny, an option, a budget to add)."""
+
+    kind: ClassVar[str] = "approval"
+    decision: ApprovalDecision
+    now: datetime
+    #: The verified signer: the approver recorded.
+    principal: str | None = None
+
+
+@dataclass(frozen=True)
+class ResumeRequested:
+    """Operator-wide scheduling was resumed: schedule the next step of a held workflow."""
+
+    kind: ClassVar[str] = "resume"
+    now: datetime
+
+
+Trigger = (
+    GoalReceived
+    | ResultReceived
+    | CancelRequested
+    | Tick
+    | RollbackRequested
+    | ForkRequested
+    | DecisionReceived
+    | ResumeRequested
+)

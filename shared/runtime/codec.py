@@ -28,7 +28,7 @@ def encode_events(
     correlation_id: str,
     causation_id: str | None,
     principal: str | None = None,
-    trigger: dict[str, str] | None = None,
+    trigger: dict[str, object] | None = None,
 ) -> list[NewEvent]:
     """Store records for new domain events, with causation and trace metadata.
 

@@ -107,7 +107,10 @@ async def process_record(
                 service=subscription.service,
                 max_record_bytes=max_record_bytes,
             )
-            return await _send_dead_letter(dead_letter, letter, refused.detail)
+            written = await _send_dead_letter(dead_letter, letter, refused.detail)
+            if written and subscription.on_refused is not None:
+                await _tell_refused(subscription, record, refused)
+            return written
         delivery = refused
         span.set_attribute("messaging.message.id", delivery.ce_id)
         span.set_attribute("cloudevents.event_type", delivery.ce_type)
@@ -179,6 +182,18 @@ async def process_record(
             max_record_bytes=max_record_bytes,
         )
         return await _send_dead_letter(dead_letter, letter, detail)
+
+
+async def _tell_refused(subscription: Subscription, record: RawRecord, refused: _Refusal) -> None:
+    assert subscription.on_refused is not None
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    ce_id = dict(record.headers).get("ce_id")
+    try:
+        await subscription.on_refused(
+            key, ce_id.decode(errors="replace") if ce_id else None, refused.reason.value
+        )
+    except Exception:  # the dead letter is the record of truth; this is a courtesy copy
+        log.exception("recording a refused record failed")
 
 
 @dataclass(frozen=True)

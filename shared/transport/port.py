@@ -90,6 +90,9 @@ class Subscription:
     service: str
     #: Verifies signatures and who may send what; None accepts any record (audit readers).
     authenticator: Authenticator | None = None
+    #: Told about every record refused before the handler (after its dead letter is written):
+    #: ``(key, ce_id, reason)``. Lets a consumer also record a refused attempt where it aimed.
+    on_refused: Callable[[str | None, str | None, str], Awaitable[None]] | None = None
 
 
 class Bus(AsyncResource):

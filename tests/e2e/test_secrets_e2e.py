@@ -55,6 +55,9 @@ def secret_env(service_env: dict[str, str], provider: EchoingProvider) -> dict[s
         "AGENTLOG_LLM_BASE_URL": provider.base_url,
         "AGENTLOG_LLM_API_KEY": f"sk-e2e-{secrets.token_hex(24)}",
         "AGENTLOG_OTEL_EXPORTER": "console",
+        # A task failing all its attempts escalates to a human; nobody answers here, so the
+        # workflow fails at the (short) approval deadline with the escalation's reason.
+        "AGENTLOG_APPROVAL_TIMEOUT_S": "1",
         # DEBUG: the SDK and HTTP client log requests and responses too; all must be clean.
         "AGENTLOG_LOG_LEVEL": "DEBUG",
     }

@@ -186,8 +186,9 @@ def test_large_memory_is_compacted_before_writing() -> None:
     assert run.state.memory_chars == len("# manifest")
 
 
-def test_failure_is_retried_then_fails_the_workflow() -> None:
-    """A retryable failure reschedules the same task; after max_attempts the workflow fails."""
+def test_failure_is_retried_then_escalated_to_a_human() -> None:
+    """A retryable failure reschedules the same task; after max_attempts (no fallback) the
+    workflow escalates and waits for a human to retry or abort."""
     run = Run(WorkflowPolicy(max_attempts=2))
     run.start(goal="explain event sourcing")
     first = run.last_task()
@@ -195,8 +196,19 @@ def test_failure_is_retried_then_fails_the_workflow() -> None:
     second = run.last_task()
     assert (second.task_id, second.attempt) == (first.task_id, 2)
     events = run.reply(_result(second, TaskFailure, agent="search", error="index down"))
+    assert _types(events) == ["TaskFailed", "EscalatedToHuman", "ApprovalRequested"]
+    assert "index down" in events[1].reason  # type: ignore[attr-defined]  # checked type above
+    assert run.state.status is WorkflowStatus.PENDING_APPROVAL
+
+
+def test_a_failure_that_is_not_retryable_fails_the_workflow_at_once() -> None:
+    """A failure the agent marks not retryable (a rejected key) fails without retry or human."""
+    run = Run()
+    run.start(goal="explain event sourcing")
+    events = run.reply(
+        _result(run.last_task(), TaskFailure, agent="search", error="key rejected", retryable=False)
+    )
     assert _types(events) == ["TaskFailed", "WorkflowFailed"]
-    assert "index down" in events[-1].reason  # type: ignore[attr-defined]  # checked type above
 
 
 def test_stale_attempt_result_is_ignored() -> None:
@@ -271,7 +283,9 @@ def test_status_after_the_last_event_matches_replay() -> None:
     run.start(goal="explain event sourcing")
     assert status_after(run.history[-1].event_type()) is run.state.status
     run.reply(_result(run.last_task(), TaskFailure, agent="search", error="down"))
-    assert run.state.status is WorkflowStatus.FAILED
+    assert run.state.status is WorkflowStatus.PENDING_APPROVAL
+    assert status_after(run.history[-1].event_type()) is run.state.status
+    run.reply(_result(run.last_task(), TaskFailure, agent="search", error="x", retryable=False))
     assert status_after(run.history[-1].event_type()) is run.state.status
 
 

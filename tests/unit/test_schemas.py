@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from schemas import (
     MESSAGE_TYPES,
     TOPICS,
+    ApprovalDecision,
     CancelWorkflow,
     Citation,
     CompletionEvent,
@@ -25,6 +26,7 @@ from schemas import (
     MemoryItem,
     Message,
     Passage,
+    PauseScheduling,
     Provenance,
     RollbackWorkflow,
     SearchResult,
@@ -75,6 +77,8 @@ def _samples() -> list[Message]:
         TaskFailure(**TASK, agent="writer", provenance=PROVENANCE, error="model timed out"),
         CancelWorkflow(workflow_id="wf-1"),
         RollbackWorkflow(workflow_id="wf-1", to_version=4, reason="redo the draft"),
+        PauseScheduling(paused=True, reason="provider outage"),
+        ApprovalDecision(workflow_id="wf-1", decision="grant", add_tokens=1000),
         ForkWorkflow(
             workflow_id="wf-2", parent_workflow_id="wf-1", at_version=4, constraints=["avoid: x"]
         ),

@@ -1,0 +1,41 @@
+"""Content-based cycle detection: fingerprints of what an agent was asked and what it answered.
+
+A step's input fingerprint covers its command without what changes on every attempt anyway
+(ids, attempt, deadline, revision number, model profile); its output fingerprint covers the
+answer, normalised (case and whitespace). The same (input, output) pair ``CYCLE_LENGTH`` times
+in a row for one agent is a cycle: asking again would get the same answer again.
+
+Only producing agents are watched (writer, summarizer): a critic judging an identical draft
+identically is doing its job, and the loop it sits in is the writer's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+__all__ = ["CYCLE_LENGTH", "WATCHED_AGENTS", "fingerprint", "input_fingerprint", "is_cycle"]
+
+CYCLE_LENGTH = 3
+WATCHED_AGENTS = frozenset({"writer", "summarizer"})
+_VOLATILE = frozenset(
+    {"workflow_id", "task_id", "attempt", "deadline", "revision", "profile", "manifest_version"}
+)
+
+
+def fingerprint(value: object) -> str:
+    """A short, stable digest of ``value`` after normalising its text."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    normal = " ".join(text.lower().split())
+    return hashlib.sha256(normal.encode()).hexdigest()[:16]
+
+
+def input_fingerprint(command: Mapping[str, object]) -> str:
+    """The fingerprint of a task command, without what changes on every attempt."""
+    return fingerprint({k: v for k, v in command.items() if k not in _VOLATILE})
+
+
+def is_cycle(recent: list[tuple[str, str]]) -> bool:
+    """Whether the newest ``CYCLE_LENGTH`` steps are the same (input, output) pair."""
+    return len(recent) >= CYCLE_LENGTH and len(set(recent[-CYCLE_LENGTH:])) == 1
