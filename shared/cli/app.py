@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shared.cli.audit import export, verify
+from shared.cli.controls import approvals, approve, budget, deny, pause, resume
 from shared.cli.demo import demo
 from shared.cli.keys import keys_app
 from shared.cli.run import run
@@ -65,6 +66,12 @@ app.command()(fork)
 app.command()(diff)
 app.command()(replay)
 app.command()(run)
+app.command()(approvals)
+app.command()(approve)
+app.command()(deny)
+app.command()(budget)
+app.command()(pause)
+app.command()(resume)
 app.command()(demo)
 app.command()(export)
 app.command()(verify)
