@@ -66,7 +66,8 @@ def _history(workflow_id: str, env: dict[str, str]) -> list[dict[str, object]]:
         text=True,
         check=True,
     )
-    rows: list[dict[str, object]] = json.loads(out.stdout)
+    # JSON Lines: one event per line, for jq.
+    rows: list[dict[str, object]] = [json.loads(line) for line in out.stdout.splitlines()]
     return rows
 
 
