@@ -14,21 +14,20 @@ from shared.agents.draft import parse_draft
 from shared.agents.rubric import RubricLimits, RubricReport, evaluate
 from shared.llm.contexts import CheckData, CritiqueContext
 from shared.llm.port import CompletionRequest, LanguageModel
+from shared.llm.prompts import Prompt, load_prompt
 from shared.llm.text import clip
 
-__all__ = ["PROMPT_VERSION", "build_critique_request", "critique_draft"]
+__all__ = ["build_critique_request", "critique_draft"]
 
-PROMPT_VERSION = "critic-1"
 _MAX_FEEDBACK = 50
 _REVIEW_CHARS = 480
 
-_SYSTEM = """You are the critic agent of agentlog. An automatic rubric has already checked a \
-draft report; its verdict is final. Write one paragraph (at most 80 words) for the writer: what \
-works, what must change and in which order. Do not invent problems the rubric did not find."""
 
-
-def build_critique_request(task: CritiqueTask, report: RubricReport) -> CompletionRequest:
-    """The model request explaining one rubric report."""
+def build_critique_request(
+    task: CritiqueTask, report: RubricReport, prompt: Prompt | None = None
+) -> CompletionRequest:
+    """The model request explaining one rubric report, in the task's pinned prompt version."""
+    prompt = prompt or load_prompt("critic", task.prompt_version)
     checks: list[CheckData] = [
         {
             "name": c.name,
@@ -49,18 +48,24 @@ def build_critique_request(task: CritiqueTask, report: RubricReport) -> Completi
         f"- {c['name']}: {'pass' if c['passed'] else 'FAIL'} ({c['summary']})" for c in checks
     )
     findings = "\n".join(f"- {f}" for c in checks for f in c["findings"]) or "- none"
-    prompt = (
-        f"Goal: {task.goal}\n\nVerdict: {context['verdict']} (score {report.score:.2f})\n\n"
-        f"Rubric results:\n{results}\n\nFindings:\n{findings}\n\n"
-        f"Draft (revision {task.revision}):\n{clip(task.draft, 20_000)}"
-    )
     return CompletionRequest(
         task="critique",
-        system=_SYSTEM,
-        prompt=prompt,
+        system=prompt.system,
+        prompt=prompt.render(
+            goal=task.goal,
+            verdict=context["verdict"],
+            score=report.score,
+            results=results,
+            findings=findings,
+            revision=task.revision,
+            draft=clip(task.draft, 20_000),
+        ),
         context=context,
         max_output_chars=2_000,
-        prompt_version=PROMPT_VERSION,
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.sha256,
+        strategy=prompt.strategy(0).offline,
     )
 
 
@@ -75,7 +80,8 @@ async def critique_draft(
         task.source_ids,
         limits or RubricLimits(),
     )
-    completion = await model.complete(build_critique_request(task, report))
+    request = build_critique_request(task, report)
+    completion = await model.complete(request)
     review = " ".join(completion.text.split("\n\n", 1)[0].split())
     feedback = report.feedback(limit=_MAX_FEEDBACK - 1)
     if review:
@@ -84,7 +90,7 @@ async def critique_draft(
         workflow_id=task.workflow_id,
         task_id=task.task_id,
         attempt=task.attempt,
-        provenance=completion.provenance(),
+        provenance=completion.provenance(request),
         verdict="approved" if report.approved else "revise",
         score=round(report.score, 4),
         checks=report.as_dict(),

@@ -74,6 +74,8 @@ class DraftParagraph:
     number: int
     text: str
     citations: tuple[str, ...]
+    #: The ``##`` heading right above the paragraph, if any (it opens a section there).
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,10 @@ def parse_draft(markdown: str) -> ParsedDraft:
     markers: list[CitationMarker] = []
     block: list[str] = []
     in_fence = False
+    heading_above = ""
 
     def flush() -> None:
+        nonlocal heading_above
         if not block:
             return
         text = "\n".join(block)
@@ -139,7 +143,8 @@ def parse_draft(markdown: str) -> ParsedDraft:
         else:
             clean, cited = extract_citations(text)
             number = len(paragraphs) + 1
-            paragraphs.append(DraftParagraph(number, clean, tuple(cited)))
+            paragraphs.append(DraftParagraph(number, clean, tuple(cited), heading_above))
+            heading_above = ""
             markers.extend(CitationMarker(m, "paragraph", number) for m in citation_markers(text))
 
     for raw in markdown.splitlines():
@@ -164,6 +169,7 @@ def parse_draft(markdown: str) -> ParsedDraft:
                 section = "gaps"
             else:
                 section = "body"
+            heading_above = heading if section == "body" and place == "heading" else ""
             continue
         if not line:
             flush()

@@ -12,22 +12,14 @@ from __future__ import annotations
 from schemas.messages import ManifestResult, MemoryItem, SummarizeTask
 from shared.llm.contexts import ItemData, SummarizeContext
 from shared.llm.port import CompletionRequest, LanguageModel
+from shared.llm.prompts import Prompt, load_prompt
 from shared.llm.text import clip, extract_citations
 
-__all__ = ["PROMPT_VERSION", "build_summarize_request", "manifest_header", "summarize_memory"]
+__all__ = ["build_summarize_request", "manifest_header", "summarize_memory"]
 
-PROMPT_VERSION = "summarizer-1"
 _PROMPT_ITEM_CHARS = 3_000
 _PROMPT_TOTAL_CHARS = 40_000
 _MAX_REFS = 500
-
-_SYSTEM = """You are the summarizer agent of agentlog. Compress a workflow's working memory \
-into a project manifest: the facts found, the state of the draft, and open critique points.
-Rules:
-- Use the sections "## Findings", "## Draft" and "## Critique" (omit empty ones).
-- One short bullet per fact. End each bullet with the [ref] of the memory item it comes from, \
-followed by any source ids that item cites, e.g. "- Events are immutable. [docs/design.md#2]".
-- Stay strictly under the character budget. Do not write a title."""
 
 
 def manifest_header(task: SummarizeTask) -> str:
@@ -36,8 +28,11 @@ def manifest_header(task: SummarizeTask) -> str:
     return f"# Project manifest v{task.manifest_version}\n\nGoal: {goal}\n"
 
 
-def build_summarize_request(task: SummarizeTask, body_budget: int) -> CompletionRequest:
+def build_summarize_request(
+    task: SummarizeTask, body_budget: int, prompt: Prompt | None = None
+) -> CompletionRequest:
     """The model request for the manifest body, at most ``body_budget`` characters."""
+    prompt = prompt or load_prompt("summarizer", task.prompt_version)
     items: list[ItemData] = [{"kind": i.kind, "ref": i.ref, "text": i.text} for i in task.items]
     context: SummarizeContext = {"goal": task.goal, "items": items, "budget_chars": body_budget}
     shown: list[str] = []
@@ -48,17 +43,16 @@ def build_summarize_request(task: SummarizeTask, body_budget: int) -> Completion
             break
         shown.append(block)
         room -= len(block)
-    prompt = (
-        f"Goal: {task.goal}\n\nCharacter budget for your answer: {body_budget}\n\n"
-        "Working memory, oldest first:\n\n" + "\n\n".join(shown)
-    )
     return CompletionRequest(
         task="summarize",
-        system=_SYSTEM,
-        prompt=prompt,
+        system=prompt.system,
+        prompt=prompt.render(goal=task.goal, budget=body_budget, memory="\n\n".join(shown)),
         context=context,
         max_output_chars=max(body_budget, 1),
-        prompt_version=PROMPT_VERSION,
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.sha256,
+        strategy=prompt.strategy(0).offline,
     )
 
 
@@ -66,14 +60,15 @@ async def summarize_memory(task: SummarizeTask, model: LanguageModel) -> Manifes
     """Compress the task's memory items into manifest version ``task.manifest_version``."""
     header = manifest_header(task)
     body_budget = task.budget_chars - len(header) - 2  # "\n" separator, and strictly under
-    completion = await model.complete(build_summarize_request(task, body_budget))
+    request = build_summarize_request(task, body_budget)
+    completion = await model.complete(request)
     body = _fit(completion.text.strip(), body_budget)
     manifest = f"{header}\n{body}" if body else header
     return ManifestResult(
         workflow_id=task.workflow_id,
         task_id=task.task_id,
         attempt=task.attempt,
-        provenance=completion.provenance(),
+        provenance=completion.provenance(request),
         manifest=manifest,
         manifest_version=task.manifest_version,
         source_chars=sum(len(item.text) for item in task.items),

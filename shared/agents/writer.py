@@ -27,31 +27,21 @@ from shared.agents.draft import (
 from shared.agents.rubric import parse_finding
 from shared.llm.contexts import DirectiveData, ParagraphData, PassageData, WriteContext
 from shared.llm.port import CompletionRequest, LanguageModel
+from shared.llm.prompts import Prompt, load_prompt
 from shared.llm.text import clip, neutralize_markup
 
 __all__ = [
     "DEFAULT_TARGET_WORDS",
-    "PROMPT_VERSION",
     "build_write_request",
     "feedback_directives",
     "write_draft",
 ]
 
+#: The first draft's length when the prompt sets none.
 DEFAULT_TARGET_WORDS = 250
-PROMPT_VERSION = "writer-1"
 _MAX_OUTPUT_CHARS = 16_000
 _PROMPT_SOURCE_CHARS = 24_000  # what a remote model is shown of the passages, best first
 _MAX_CITED = 200
-
-_SYSTEM = """You are the writer agent of agentlog. You write concise, factual Markdown reports \
-grounded only in the source passages you are given.
-Rules:
-- Write 2 to 6 paragraphs of plain prose. Do not write a title or a list of sources.
-- End every paragraph with the ids of the sources it uses, in square brackets, for example \
-[docs/design.md#3]. Cite only ids from the passages.
-- If the sources do not cover part of the goal, say so as bullet points under a "## Gaps" \
-heading, without citations.
-- When revising, keep what is good, apply every feedback item, and return the whole body."""
 
 
 def feedback_directives(feedback: Sequence[str]) -> list[DirectiveData]:
@@ -65,9 +55,16 @@ def feedback_directives(feedback: Sequence[str]) -> list[DirectiveData]:
 
 
 def build_write_request(
-    task: WriteTask, *, target_words: int = DEFAULT_TARGET_WORDS
+    task: WriteTask, *, target_words: int | None = None, prompt: Prompt | None = None
 ) -> CompletionRequest:
-    """The model request for one write task (first draft or revision)."""
+    """The model request for one write task (first draft or revision).
+
+    The prompt is the task's pinned version (``task.prompt_version``; None: the current one),
+    and ``task.strategy`` picks its strategy: the offline algorithm, and for a remote model an
+    extra instruction. ``target_words`` overrides the prompt's length policy.
+    """
+    prompt = prompt or load_prompt("writer", task.prompt_version)
+    strategy = prompt.strategy(task.strategy)
     passages: list[PassageData] = [
         {"source_id": p.source_id, "title": p.title, "text": p.text} for p in task.passages
     ]
@@ -75,7 +72,12 @@ def build_write_request(
     if task.revision > 0 and task.previous_draft:
         parsed = parse_draft(task.previous_draft)
         previous = [
-            {"text": p.text, "citations": list(p.citations), "section": "body"}
+            {
+                "text": p.text,
+                "citations": list(p.citations),
+                "section": "body",
+                "heading": p.heading,
+            }
             for p in parsed.paragraphs
         ]
         previous += [{"text": gap, "citations": [], "section": "gaps"} for gap in parsed.gaps]
@@ -85,24 +87,22 @@ def build_write_request(
         "revision": task.revision,
         "previous_paragraphs": previous,
         "directives": feedback_directives(task.feedback) if task.revision > 0 else [],
-        "target_words": target_words,
+        "target_words": target_words or prompt.target_words or DEFAULT_TARGET_WORDS,
     }
     return CompletionRequest(
         task="write",
-        system=_SYSTEM,
-        prompt=_prompt(task),
+        system=prompt.system,
+        prompt=_prompt(task, prompt, strategy.instruction),
         context=context,
         max_output_chars=_MAX_OUTPUT_CHARS,
-        prompt_version=PROMPT_VERSION,
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        prompt_hash=prompt.sha256,
+        strategy=strategy.offline,
     )
 
 
-def _prompt(task: WriteTask) -> str:
-    parts = [f"Goal: {task.goal}"]
-    if task.constraints:
-        parts.append("Constraints:\n" + "\n".join(f"- {c}" for c in task.constraints))
-    if task.manifest:
-        parts.append(f"Project memory (earlier work, for context):\n{clip(task.manifest, 4_000)}")
+def _prompt(task: WriteTask, prompt: Prompt, instruction: str) -> str:
     shown: list[str] = []
     budget = _PROMPT_SOURCE_CHARS
     for passage in task.passages:
@@ -113,21 +113,35 @@ def _prompt(task: WriteTask) -> str:
             break
         shown.append(block)
         budget -= len(block)
-    parts.append("Source passages:\n\n" + ("\n\n".join(shown) or "(none)"))
+    constraints = (
+        prompt.part("constraints", items="\n".join(f"- {c}" for c in task.constraints))
+        if task.constraints
+        else ""
+    )
+    memory = prompt.part("memory", manifest=clip(task.manifest, 4_000)) if task.manifest else ""
     if task.revision > 0 and task.previous_draft:
-        parts.append(f"Previous draft (revision {task.revision - 1}):\n{task.previous_draft}")
-        parts.append(
-            "Reviewer feedback, apply every item:\n" + "\n".join(f"- {f}" for f in task.feedback)
+        instructions = prompt.part(
+            "revision",
+            previous=task.revision - 1,
+            draft=task.previous_draft,
+            feedback="\n".join(f"- {f}" for f in task.feedback),
         )
-        parts.append("Write the revised body.")
     else:
-        parts.append("Write the body of the report.")
-    return "\n\n".join(parts)
+        instructions = prompt.part("first_draft")
+    return prompt.render(
+        goal=task.goal,
+        constraints=constraints,
+        memory=memory,
+        sources="\n\n".join(shown) or "(none)",
+        strategy=instruction,
+        instructions=instructions,
+    )
 
 
 async def write_draft(task: WriteTask, model: LanguageModel) -> DraftResult:
     """Write (or revise) the draft: the model's body inside the agent's title and sources."""
-    completion = await model.complete(build_write_request(task))
+    request = build_write_request(task)
+    completion = await model.complete(request)
     body = strip_frame(completion.text)
     banned = [
         d["term"] for d in feedback_directives(task.feedback) if d["tag"] == "banned" and d["term"]
@@ -146,7 +160,7 @@ async def write_draft(task: WriteTask, model: LanguageModel) -> DraftResult:
         workflow_id=task.workflow_id,
         task_id=task.task_id,
         attempt=task.attempt,
-        provenance=completion.provenance(),
+        provenance=completion.provenance(request),
         draft=draft,
         cited_source_ids=cited,
         revision=task.revision,

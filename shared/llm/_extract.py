@@ -49,6 +49,8 @@ class Sentence:
 class Paragraph:
     sentences: list[Sentence]
     citations: list[str]
+    #: A ``##`` heading opening a section at this paragraph (outline drafts); "" for none.
+    heading: str = ""
 
 
 @dataclass
@@ -66,13 +68,20 @@ class Draft:
         return any(contains_term(s.text, term) for s in self.sentences())
 
     def render(self) -> str:
-        blocks = [
-            " ".join(
-                [*(ensure_period(s.text) for s in p.sentences), *(f"[{c}]" for c in p.citations)]
+        blocks: list[str] = []
+        for p in self.paragraphs:
+            if not p.sentences:
+                continue
+            if p.heading:
+                blocks.append(f"## {p.heading}")
+            blocks.append(
+                " ".join(
+                    [
+                        *(ensure_period(s.text) for s in p.sentences),
+                        *(f"[{c}]" for c in p.citations),
+                    ]
+                )
             )
-            for p in self.paragraphs
-            if p.sentences
-        ]
         if self.gaps:
             blocks.append("## Gaps\n\n" + "\n".join(f"- {gap}" for gap in self.gaps))
         return "\n\n".join(blocks)

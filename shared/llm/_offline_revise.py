@@ -54,6 +54,8 @@ def revise(corpus: Corpus, draft: Draft, goal: str, directives: Sequence[Directi
             paragraph.sentences = [
                 s for s in paragraph.sentences if not contains_term(s.text, term)
             ]
+            if contains_term(paragraph.heading, term):
+                paragraph.heading = ""  # the rubric reads no headings, but readers do
         draft.gaps = [g for g in draft.gaps if not contains_term(g, term)]
     draft.paragraphs = [p for p in draft.paragraphs if p.sentences]
     if "uncited" in by_tag or "unknown-source" in by_tag:

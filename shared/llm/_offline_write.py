@@ -16,7 +16,7 @@ from shared.llm.contexts import ParagraphData, WriteContext
 from shared.llm.scoring import cosine, mmr_select
 from shared.llm.text import key_terms, neutralize_markup, split_sentences
 
-__all__ = ["write"]
+__all__ = ["load_draft", "write"]
 
 # Sentences sharing no term with the goal only fill a draft that would otherwise be too thin.
 _FLOOR_WORDS = 100
@@ -27,7 +27,7 @@ def write(context: WriteContext) -> str:
     corpus = Corpus(context["goal"], context["passages"])
     if context["revision"] == 0 or not context["previous_paragraphs"]:
         return _compose(corpus, context["goal"], context["target_words"]).render()
-    draft = _load(corpus, context["previous_paragraphs"])
+    draft = load_draft(corpus, context["previous_paragraphs"])
     return revise(corpus, draft, context["goal"], context["directives"]).render()
 
 
@@ -52,7 +52,8 @@ def _compose(corpus: Corpus, goal: str, target_words: int) -> Draft:
     return draft
 
 
-def _load(corpus: Corpus, paragraphs: Sequence[ParagraphData]) -> Draft:
+def load_draft(corpus: Corpus, paragraphs: Sequence[ParagraphData]) -> Draft:
+    """The previous draft as the reviser edits it: its sentences looked up in the corpus."""
     draft = Draft()
     for paragraph in paragraphs:
         if paragraph["section"] == "gaps":
@@ -60,5 +61,7 @@ def _load(corpus: Corpus, paragraphs: Sequence[ParagraphData]) -> Draft:
             draft.gaps.append(neutralize_markup(paragraph["text"]).strip())
             continue
         sentences = [corpus.lookup(text) for text in split_sentences(paragraph["text"])]
-        draft.paragraphs.append(Paragraph(sentences, list(paragraph["citations"])))
+        # A heading is untrusted text too (a remote model may have written it): one plain line.
+        heading = " ".join(neutralize_markup(paragraph.get("heading", "")).split())
+        draft.paragraphs.append(Paragraph(sentences, list(paragraph["citations"]), heading))
     return draft

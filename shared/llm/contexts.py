@@ -7,7 +7,7 @@ dependency on the agents that call it.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 __all__ = [
     "CheckData",
@@ -34,11 +34,15 @@ class PassageData(TypedDict):
 
 
 class ParagraphData(TypedDict):
-    """A paragraph of the previous draft: text without citation markers, and its citations."""
+    """A paragraph of the previous draft: text without citation markers, and its citations.
+
+    ``heading`` is the ``##`` heading right above it, if any (outline drafts keep theirs).
+    """
 
     text: str
     citations: list[str]
     section: Literal["body", "gaps"]
+    heading: NotRequired[str]
 
 
 class DirectiveData(TypedDict):

@@ -18,15 +18,18 @@ as ``ModelError.retry_after_s``. The SDK itself also retries ``max_retries`` tim
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from shared.llm.port import (
     Completion,
@@ -42,12 +45,16 @@ from shared.runtime.redaction import redact, register_secret, url_password_forms
 __all__ = [
     "API_KEY_ENV_VARS",
     "OpenAICompatibleModel",
+    "request_hash",
     "resolve_api_key",
     "retry_after_seconds",
+    "strategy_version",
 ]
 
 API_KEY_ENV_VARS: Final = ("AGENTLOG_LLM_API_KEY", "OPENAI_API_KEY")
 _NO_KEY: Final = "no-key-required"
+# Provenance.raw_completion's limit; a chat answer is far below it (max_tokens is bounded).
+_RAW_COMPLETION_CHARS: Final = 200_000
 # Statuses worth retrying as-is: timeout, conflict, rate limit, and server-side failures.
 _RETRYABLE_STATUS: Final = frozenset({408, 409, 429})
 # The provider refused the credential: the same request fails the same way until someone
@@ -113,16 +120,19 @@ class OpenAICompatibleModel(LanguageModel):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """One chat completion: the request's system and user prompts, temperature 0."""
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": request.system},
+            {"role": "user", "content": request.prompt},
+        ]
+        # ~4 characters per token; a little slack, the text is clipped below anyway.
+        max_tokens = max(16, math.ceil(request.max_output_chars / 3))
+        digest = request_hash(self._model, messages, self._temperature, max_tokens)
         try:
             response = await self._client.chat.completions.create(
                 model=self._model,
-                messages=[
-                    {"role": "system", "content": request.system},
-                    {"role": "user", "content": request.prompt},
-                ],
+                messages=messages,
                 temperature=self._temperature,
-                # ~4 characters per token; a little slack, the text is clipped below anyway.
-                max_tokens=max(16, math.ceil(request.max_output_chars / 3)),
+                max_tokens=max_tokens,
             )
         except openai.APITimeoutError as exc:
             raise ModelTimeoutError(
@@ -154,20 +164,27 @@ class OpenAICompatibleModel(LanguageModel):
                 f"{self._where()} failed: {self._redact(exc)}", retryable=False
             ) from exc
         content = response.choices[0].message.content if response.choices else None
-        if not content or not content.strip():
-            raise ModelError(f"{self._where()} returned an empty completion", retryable=True)
-        text = clip(content.strip(), request.max_output_chars)
         usage = response.usage
+        if not content or not content.strip():
+            raise ModelError(
+                f"{self._where()} returned an empty completion",
+                retryable=True,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            )
+        text = clip(content.strip(), request.max_output_chars)
         return Completion(
             text=text,
             provider=self.provider,
             model=response.model or self._model,
-            strategy_version=f"chat-completions/{request.task}-prompt-{request.prompt_version}",
+            strategy_version=strategy_version(request),
             prompt_tokens=usage.prompt_tokens
             if usage
             else estimate_tokens(request.system, request.prompt),
             completion_tokens=usage.completion_tokens if usage else estimate_tokens(text),
             tokens_estimated=usage is None,
+            request_hash=digest,
+            raw_completion=content[:_RAW_COMPLETION_CHARS],
         )
 
     def _where(self) -> str:
@@ -191,6 +208,36 @@ class OpenAICompatibleModel(LanguageModel):
             # Keys too short for the process-wide redactor are still kept out of this text.
             message = message.replace(self._key_to_redact, "***")
         return message[:300]
+
+
+def request_hash(
+    model: str, messages: Sequence[Mapping[str, object]], temperature: float, max_tokens: int
+) -> str:
+    """SHA-256 of the request's canonical JSON (sorted keys, no spaces, UTF-8).
+
+    The same model, messages, temperature and token limit always give the same digest, so a
+    recorded step names exactly the request that produced it.
+    """
+    canonical = json.dumps(
+        {
+            "max_tokens": max_tokens,
+            "messages": [dict(m) for m in messages],
+            "model": model,
+            "temperature": temperature,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def strategy_version(request: CompletionRequest) -> str:
+    """What a remote completion records as its strategy: the prompt, version and strategy."""
+    prompt = request.prompt_id or f"{request.task}-prompt"
+    version = f"@{request.prompt_version}" if request.prompt_version else ""
+    strategy = f"/{request.strategy}" if request.strategy else ""
+    return f"chat-completions/{prompt}{version}{strategy}"
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -39,11 +39,23 @@ class ModelError(RuntimeError):
     """
 
     def __init__(
-        self, message: str, *, retryable: bool, retry_after_s: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after_s: float | None = None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after_s = retry_after_s
+        # A failed attempt may still have been billed (an empty answer reports its usage).
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        #: What the failed attempt used and cost, set by the metering wrapper that knows the
+        #: model and its price (``shared.llm.metering``); the worker's TaskFailure carries it.
+        self.provenance: Provenance | None = None
 
 
 class ModelTimeoutError(ModelError):
@@ -70,8 +82,13 @@ class CompletionRequest:
     prompt: str
     context: Mapping[str, Any] = field(default_factory=dict)
     max_output_chars: int = 8_000
-    #: The agent's prompt template version; remote models record it in provenance.
-    prompt_version: str = "1"
+    #: The versioned prompt the request was built from (``shared.llm.prompts``); results
+    #: record all three.
+    prompt_id: str | None = None
+    prompt_version: str | None = None
+    prompt_hash: str | None = None
+    #: The offline algorithm to run (the prompt's strategy); empty: the task kind's default.
+    strategy: str = ""
 
     def __post_init__(self) -> None:
         if self.max_output_chars < 1:
@@ -91,9 +108,15 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     tokens_estimated: bool = True
+    #: Set by the metering wrapper from the operator's price table; 0 when unpriced.
+    cost_usd: float = 0.0
+    #: A remote provider's request digest and its raw answer (before clipping), recorded so
+    #: replay, rollback and fork never need to call the model again for this step.
+    request_hash: str | None = None
+    raw_completion: str | None = None
 
-    def provenance(self) -> Provenance:
-        """The provenance record a result message carries."""
+    def provenance(self, request: CompletionRequest | None = None) -> Provenance:
+        """The provenance record a result message carries; ``request`` adds its prompt."""
         return Provenance(
             provider=self.provider,
             model=self.model,
@@ -101,6 +124,12 @@ class Completion:
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             tokens_estimated=self.tokens_estimated,
+            cost_usd=self.cost_usd,
+            prompt_id=request.prompt_id if request else None,
+            prompt_version=request.prompt_version if request else None,
+            prompt_hash=request.prompt_hash if request else None,
+            request_hash=self.request_hash,
+            raw_completion=self.raw_completion,
         )
 
 

@@ -19,6 +19,7 @@ from shared.agents.rubric import evaluate
 from shared.agents.summarizer import build_summarize_request, summarize_memory
 from shared.agents.writer import build_write_request, write_draft
 from shared.llm import CompletionRequest, LanguageModel
+from shared.llm.prompts import load_prompt
 from tests.unit._agent_samples import (
     GOAL,
     SOURCE_IDS,
@@ -78,6 +79,26 @@ class ModelContract:
         assert provenance.prompt_tokens == completion.prompt_tokens
         assert provenance.completion_tokens == completion.completion_tokens
         assert provenance.tokens_estimated == completion.tokens_estimated
+
+    async def test_results_name_the_prompt_that_produced_them(self, model: LanguageModel) -> None:
+        """Every agent's result records its prompt's id, version and content hash."""
+        write = await write_draft(write_task(), model)
+        critique = await critique_draft(critique_task(_DRAFT), model)
+        manifest = await summarize_memory(summarize_task(memory_items(_DRAFT)), model)
+        for result, agent in ((write, "writer"), (critique, "critic"), (manifest, "summarizer")):
+            prompt = load_prompt(agent)
+            provenance = result.provenance
+            assert (provenance.prompt_id, provenance.prompt_version) == (prompt.id, prompt.version)
+            assert provenance.prompt_hash == prompt.sha256
+
+    async def test_a_pinned_prompt_version_is_used(self, model: LanguageModel) -> None:
+        """A task pinned to another prompt version is built from it and records it."""
+        task = write_task().model_copy(update={"prompt_version": "2.0.0"})
+        request = build_write_request(task)
+        assert request.system == load_prompt("writer", "2.0.0").system
+        result = await write_draft(task, model)
+        assert result.provenance.prompt_version == "2.0.0"
+        assert result.provenance.prompt_hash == load_prompt("writer", "2.0.0").sha256
 
     async def test_a_small_output_limit_is_respected(self, model: LanguageModel) -> None:
         """The answer never exceeds max_output_chars, however small."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from schemas.messages import Passage
@@ -177,3 +179,35 @@ async def test_offline_model_rejects_requests_without_context() -> None:
     with pytest.raises(ModelError) as caught:
         await OfflineModel().complete(CompletionRequest(task="write", system="s", prompt="p"))
     assert not caught.value.retryable
+
+
+async def test_the_request_strategy_picks_the_offline_algorithm() -> None:
+    """A request's strategy names the algorithm; its version is recorded."""
+    base = build_write_request(write_task())
+    outline = await OfflineModel().complete(replace(base, strategy="term-outline"))
+    default = await OfflineModel().complete(replace(base, strategy=""))
+    assert outline.strategy_version == "term-outline/1"
+    assert default.strategy_version == "tfidf-mmr-extractive/2"
+    assert outline.text.startswith("## Agentlog\n\n")
+    assert outline.text != default.text
+
+
+@pytest.mark.parametrize("strategy", ["telepathy", "rubric-template"])
+async def test_an_unknown_or_mismatched_strategy_is_not_retryable(strategy: str) -> None:
+    """A strategy the offline model lacks for this task kind fails once, naming those it has."""
+    request = replace(build_write_request(write_task()), strategy=strategy)
+    with pytest.raises(ModelError) as caught:
+        await OfflineModel().complete(request)
+    assert not caught.value.retryable
+    assert "known: tfidf-mmr-extractive, term-outline" in str(caught.value)
+
+
+async def test_outline_declares_uncovered_terms_as_gaps() -> None:
+    """A key term no passage mentions becomes a gap; covered terms get their own section."""
+    request = build_write_request(write_task(goal="Explain the event store and sharding"))
+    text = (await OfflineModel().complete(replace(request, strategy="term-outline"))).text
+    assert "## Event\n\n" in text
+    assert text.endswith('## Gaps\n\n- The sources do not cover "sharding".')
+    assert all(
+        block.startswith("## ") or block.rstrip().endswith("]") for block in text.split("\n\n")[:-1]
+    )

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from shared.agents.writer import build_write_request
 from shared.llm import (
     LanguageModel,
     ModelConfigError,
@@ -23,10 +26,12 @@ from shared.llm import (
     ModelTimeoutError,
     OfflineModel,
 )
-from shared.llm.factory import build_model
+from shared.llm.factory import build_fallback_model, build_model
 from shared.llm.openai_compat import OpenAICompatibleModel
+from shared.llm.prompts import load_prompt
 from shared.settings import Settings
 from tests.contracts.model import ModelContract, sample_requests
+from tests.unit._agent_samples import write_task
 
 KEY = "sk-test-secret-0123456789"
 
@@ -155,7 +160,51 @@ async def test_request_shape_and_real_token_usage(fake: FakeChatServer) -> None:
     assert not completion.tokens_estimated
     assert completion.prompt_tokens == len(request.prompt.split())
     assert completion.provider == "openai-compatible"
-    assert completion.strategy_version == "chat-completions/write-prompt-writer-1"
+    assert (
+        completion.strategy_version == "chat-completions/writer.report@1.0.0/tfidf-mmr-extractive"
+    )
+
+
+async def test_the_request_hash_and_raw_answer_are_recorded(fake: FakeChatServer) -> None:
+    """The completion names the exact request (SHA-256 of its canonical JSON) and raw answer."""
+    request = sample_requests()[0]
+    async with _remote(fake) as model:
+        completion = await model.complete(request)
+    sent = fake.requests[-1]
+    canonical = json.dumps(
+        {k: sent[k] for k in ("model", "messages", "temperature", "max_tokens")},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    assert completion.request_hash == hashlib.sha256(canonical.encode()).hexdigest()
+    assert completion.raw_completion is not None
+    assert completion.raw_completion.startswith("A remote answer to a ")
+    provenance = completion.provenance(request)
+    assert provenance.request_hash == completion.request_hash
+    assert provenance.raw_completion == completion.raw_completion
+    assert (provenance.prompt_id, provenance.prompt_version) == ("writer.report", "1.0.0")
+    assert provenance.prompt_hash == request.prompt_hash
+
+
+async def test_the_same_request_hashes_the_same(fake: FakeChatServer) -> None:
+    """Two identical requests share a hash; another prompt version changes it."""
+    first, second = sample_requests()[0], sample_requests()[0]
+    other = build_write_request(write_task(), prompt=load_prompt("writer", "2.0.0"))
+    async with _remote(fake) as model:
+        hashes = [(await model.complete(r)).request_hash for r in (first, second, other)]
+    assert hashes[0] == hashes[1]
+    assert hashes[0] != hashes[2]
+
+
+async def test_an_empty_answer_reports_its_usage(fake: FakeChatServer) -> None:
+    """An empty completion is a retryable error that still says what tokens it used."""
+    fake.mode = "empty"
+    async with _remote(fake) as model:
+        with pytest.raises(ModelError) as caught:
+            await model.complete(sample_requests()[0])
+    assert caught.value.retryable
+    assert caught.value.prompt_tokens > 0
 
 
 async def test_missing_usage_is_estimated(fake: FakeChatServer) -> None:
@@ -232,3 +281,23 @@ def test_factory_builds_the_configured_model(monkeypatch: pytest.MonkeyPatch) ->
     assert (remote.name, remote.provider) == ("llama3", "openai-compatible")
     with pytest.raises(ModelConfigError, match="unknown llm_provider"):
         build_model(Settings(llm_provider="telepathy"))
+
+
+def test_factory_builds_the_fallback_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback is built from its own settings; without them there is none."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    assert build_fallback_model(Settings(llm_provider="offline")) is None
+    remote = build_fallback_model(
+        Settings(
+            llm_provider="openai",
+            llm_model="big",
+            llm_base_url="http://127.0.0.1:1/v1",
+            llm_fallback_model="small",
+        )
+    )
+    assert isinstance(remote, OpenAICompatibleModel)
+    assert (remote.name, remote.provider) == ("small", "openai-compatible")
+    offline = build_fallback_model(Settings(llm_provider="openai", llm_fallback_provider="offline"))
+    assert isinstance(offline, OfflineModel)
+    with pytest.raises(ModelConfigError, match="unknown llm_fallback_provider"):
+        build_fallback_model(Settings(llm_fallback_provider="telepathy"))

@@ -9,6 +9,7 @@ from shared.agents.critic import critique_draft
 from shared.agents.draft import parse_draft, render_draft, title_from_goal
 from shared.agents.writer import build_write_request, feedback_directives, write_draft
 from shared.llm import Completion, CompletionRequest, LanguageModel, OfflineModel
+from shared.llm.prompts import UnknownPromptError, load_prompt
 from shared.llm.text import citation_markers, contains_term
 from tests.unit._agent_samples import PASSAGES, SOURCE_IDS, critique_task, write_task
 
@@ -289,3 +290,111 @@ def test_rendered_titles_carry_no_markers() -> None:
     assert draft.startswith("# Explain fake-source\n")
     assert "- [a#1] A b#2 title" in draft
     assert parse_draft(draft).marker_ids() == ["a#1"]
+
+
+def _with(task: WriteTask, **update: object) -> WriteTask:
+    return task.model_copy(update=update)
+
+
+async def test_results_record_the_prompt_and_the_strategy(first: DraftResult) -> None:
+    """A draft names the prompt id, version and hash it was written with, and its algorithm."""
+    prompt = load_prompt("writer")
+    assert first.provenance.prompt_id == "writer.report"
+    assert first.provenance.prompt_version == prompt.version == "1.0.0"
+    assert first.provenance.prompt_hash == prompt.sha256
+    assert first.provenance.strategy_version == "tfidf-mmr-extractive/2"
+
+
+async def test_the_next_strategy_writes_a_different_longer_draft(first: DraftResult) -> None:
+    """Strategy 1 is another algorithm: sections by topic, every passage, more words, known ids."""
+    other = await write_draft(_with(write_task(), strategy=1), MODEL)
+    assert other.provenance.strategy_version == "term-outline/1"
+    assert other.draft != first.draft
+    parsed = parse_draft(other.draft)
+    assert parsed.word_count() > parse_draft(first.draft).word_count()
+    assert [p.heading for p in parsed.paragraphs if p.heading][:2] == ["Agentlog", "Event"]
+    assert set(other.cited_source_ids) == set(SOURCE_IDS)
+    verdict = await critique_draft(critique_task(other.draft), MODEL)
+    assert verdict.checks["citations_known"] is True
+    assert verdict.checks["citations"] is True
+
+
+async def test_strategies_wrap_around(first: DraftResult) -> None:
+    """Strategy n runs strategies[n % 2]: a third backtrack starts over with the first."""
+    again = await write_draft(_with(write_task(), strategy=2), MODEL)
+    assert again.draft == first.draft
+
+
+async def test_a_backtrack_breaks_the_too_short_cycle() -> None:
+    """Under "min words: 5000" strategy 0 repeats one draft; strategy 1's draft differs."""
+    constraints = ["min words: 5000"]
+    draft = await write_draft(write_task(constraints=constraints), MODEL)
+    repeats = []
+    for revision in (1, 2, 3):
+        verdict = await critique_draft(
+            critique_task(draft.draft, constraints=constraints, revision=revision - 1), MODEL
+        )
+        assert verdict.checks["length"] is False
+        draft = await write_draft(
+            write_task(
+                constraints=constraints,
+                feedback=verdict.feedback,
+                previous_draft=draft.draft,
+                revision=revision,
+            ),
+            MODEL,
+        )
+        repeats.append(draft.draft)
+    assert repeats[1] == repeats[2], "strategy 0 goes round in circles"
+    # What the supervisor sends after a backtrack: the loop's drafts and critiques dropped.
+    backtracked = await write_draft(
+        _with(write_task(constraints=constraints, revision=4), strategy=1), MODEL
+    )
+    assert backtracked.draft != repeats[-1]
+    verdict = await critique_draft(
+        critique_task(backtracked.draft, constraints=constraints, revision=4), MODEL
+    )
+    assert verdict.checks["citations_known"] is True
+    assert verdict.checks["length"] is False  # still too short: the domain escalates next
+
+
+async def test_an_outline_revision_keeps_its_headings_and_drops_banned_ones() -> None:
+    """Revising an outline draft keeps its sections; a banned term takes its heading away."""
+    outline = await write_draft(_with(write_task(), strategy=1), MODEL)
+    revised = await write_draft(
+        _with(
+            write_task(
+                feedback=['[banned] Remove "Kafka" (paragraph 4).'],
+                previous_draft=outline.draft,
+                revision=1,
+            ),
+            strategy=1,
+        ),
+        MODEL,
+    )
+    headings = [p.heading for p in parse_draft(revised.draft).paragraphs if p.heading]
+    assert "Kafka" not in headings
+    assert {"Agentlog", "Event", "Further context"} <= set(headings)
+    assert not contains_term(revised.draft.split("## Sources")[0], "Kafka")
+
+
+async def test_writer_2_0_0_writes_an_outline_first() -> None:
+    """A task pinned to writer 2.0.0 gets its prompt, its length policy and its first strategy."""
+    pinned = _with(write_task(), prompt_version="2.0.0")
+    request = build_write_request(pinned)
+    prompt = load_prompt("writer", "2.0.0")
+    assert request.system == prompt.system
+    assert request.context["target_words"] == 400
+    assert request.strategy == "term-outline"
+    assert "one heading per question" in request.prompt
+    result = await write_draft(pinned, MODEL)
+    assert result.provenance.prompt_version == "2.0.0"
+    assert result.provenance.strategy_version == "term-outline/1"
+    assert any(p.heading for p in parse_draft(result.draft).paragraphs)
+
+
+async def test_an_unknown_prompt_version_fails_without_retry() -> None:
+    """A version no file holds is an UnknownPromptError that no retry can fix."""
+    with pytest.raises(UnknownPromptError) as caught:
+        await write_draft(_with(write_task(), prompt_version="7.0.0"), MODEL)
+    assert caught.value.retryable is False
