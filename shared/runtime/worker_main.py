@@ -11,8 +11,9 @@ from typing import TypeVar
 
 from schemas.messages import AgentName, TaskCommand, TaskResult
 from schemas.topics import RESULTS, task_topic
-from shared.llm.factory import build_model
-from shared.llm.port import LanguageModel
+from shared.llm.factory import build_fallback_model, build_model
+from shared.llm.metering import MeteredModel
+from shared.llm.port import LanguageModel, ModelError
 from shared.runtime.clock import SystemClock
 from shared.runtime.lifecycle import configure_logging, run_until_signalled
 from shared.runtime.registry import registered
@@ -54,6 +55,8 @@ async def serve_worker(
             await resources.enter_async_context(bus)
             worker = TaskWorker(agent, task_type, perform, bus, SystemClock())
             await bus.subscribe(replace(worker.subscription(), authenticator=authenticator))
+            # The kill-switch's reach into running work: stop events are the supervisor's, signed.
+            await bus.subscribe(replace(worker.watch_subscription(), authenticator=authenticator))
             _log.info("%s ready", agent)
             registration.ready()
             await stop.wait()
@@ -65,20 +68,45 @@ async def serve_worker(
 def model_agent(
     task_type: type[_Task], act: Callable[[_Task, LanguageModel], Awaitable[TaskResult]]
 ) -> PerformFactory:
-    """A PerformFactory for an agent that works through the configured model port."""
+    """A PerformFactory for an agent that works through the configured model port.
+
+    Each task runs on the model its command's ``profile`` names: the primary, or the fallback
+    a failing task was moved to (none configured: the task fails, not retried). Both are
+    metered, so every result and failure reports its tokens and cost.
+    """
 
     async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
-        model = build_model(settings)
-        resources.push_async_callback(model.aclose)
+        primary = MeteredModel(build_model(settings), settings.llm_prices)
+        resources.push_async_callback(primary.aclose)
+        built = build_fallback_model(settings)
+        fallback = MeteredModel(built, settings.llm_prices) if built is not None else None
+        if fallback is not None:
+            resources.push_async_callback(fallback.aclose)
+        models: dict[str, LanguageModel | None] = {"primary": primary, "fallback": fallback}
 
         async def perform(task: TaskCommand) -> TaskResult:
             if not isinstance(task, task_type):
                 raise TypeError(f"expected {task_type.TYPE}, got {task.TYPE}")
-            return await act(task, model)
+            return await act(task, _model_for(task.profile, models))
 
         return perform
 
     return make_perform
+
+
+def _model_for(profile: str, models: dict[str, LanguageModel | None]) -> LanguageModel:
+    model = models.get(profile)
+    if model is not None:
+        return model
+    if profile in models:
+        raise ModelError(
+            f"the task asks for the {profile} model, but none is configured "
+            "(set AGENTLOG_LLM_FALLBACK_PROVIDER and/or AGENTLOG_LLM_FALLBACK_MODEL)",
+            retryable=False,
+        )
+    raise ModelError(
+        f"unknown model profile {profile!r}: expected one of {', '.join(models)}", retryable=False
+    )
 
 
 def worker_entrypoint(
