@@ -46,7 +46,9 @@ class Client:
     ``store`` replaces the Postgres store (tests pass an ``InMemoryEventStore``).
     """
 
-    def __init__(self, settings: Settings | None = None, *, store: EventStore | None = None):
+    def __init__(
+        self, settings: Settings | None = None, *, store: EventStore | None = None
+    ) -> None:
         self._settings = settings or Settings()
         self._owns_store = store is None
         self._store = store
