@@ -22,6 +22,9 @@ WATCHED_AGENTS = frozenset({"writer", "summarizer"})
 _VOLATILE = frozenset(
     {"workflow_id", "task_id", "attempt", "deadline", "revision", "profile", "manifest_version"}
 )
+# The project manifest is the same facts compacted again (with a new version each time): a
+# writer handed the same goal, sources, feedback and previous draft is asked the same thing.
+_DERIVED = {"writer": frozenset({"manifest"})}
 
 
 def fingerprint(value: object) -> str:
@@ -33,7 +36,10 @@ def fingerprint(value: object) -> str:
 
 def input_fingerprint(command: Mapping[str, object]) -> str:
     """The fingerprint of a task command, without what changes on every attempt."""
-    return fingerprint({k: v for k, v in command.items() if k not in _VOLATILE})
+    derived = _DERIVED.get(str(command.get("agent")), frozenset())
+    return fingerprint(
+        {k: v for k, v in command.items() if k not in _VOLATILE and k not in derived}
+    )
 
 
 def is_cycle(recent: list[tuple[str, str]]) -> bool:
