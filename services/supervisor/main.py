@@ -6,9 +6,12 @@ import asyncio
 import contextlib
 import logging
 
+from shared.llm.prompts import current_prompt_versions
+
+from schemas.controls import Budget
 from schemas.events import WorkflowPolicy
-from schemas.topics import CONTROL, GOALS, RESULTS, TOPICS
-from services.supervisor.handler import Supervisor
+from schemas.topics import APPROVALS, CONTROL, GOALS, RESULTS, TOPICS
+from services.supervisor.handler import FLEET_STREAM, Supervisor
 from services.supervisor.leadership import PostgresAdvisoryLease
 from services.supervisor.relay import OutboxRelay
 from shared.domain import TERMINAL_EVENTS
@@ -32,12 +35,36 @@ _ACTIVE_SCAN_LIMIT = 100_000
 
 def policy_from(settings: Settings) -> WorkflowPolicy:
     """The operator's defaults for new workflows."""
-    return WorkflowPolicy(
-        max_revisions=settings.max_revisions,
-        max_attempts=settings.max_attempts,
-        task_timeout_s=settings.task_timeout_s,
-        memory_limit_chars=settings.memory_limit_chars,
-        manifest_budget_chars=settings.manifest_budget_chars,
+    return WorkflowPolicy.model_validate(
+        {
+            "max_revisions": settings.max_revisions,
+            "max_attempts": settings.max_attempts,
+            "task_timeout_s": settings.task_timeout_s,
+            "memory_limit_chars": settings.memory_limit_chars,
+            "manifest_budget_chars": settings.manifest_budget_chars,
+            "budget": {
+                "max_steps": settings.budget_max_steps,
+                "max_tokens": settings.budget_max_tokens,
+                "max_usd": settings.budget_max_usd,
+                "max_seconds": settings.budget_max_seconds,
+            },
+            "approval_steps": settings.approval_steps,
+            "approval_timeout_s": settings.approval_timeout_s,
+            # A fallback model serves every agent that works through the model port.
+            "fallbacks": ["writer", "critic", "summarizer"] if settings.llm_fallback_model else [],
+            "prompts": current_prompt_versions(),
+        },
+        strict=False,
+    )
+
+
+def ceiling_from(settings: Settings) -> Budget:
+    """The most budget a goal may ask for."""
+    return Budget(
+        max_steps=settings.budget_ceiling_steps,
+        max_tokens=settings.budget_ceiling_tokens,
+        max_usd=settings.budget_ceiling_usd,
+        max_seconds=settings.budget_ceiling_seconds,
     )
 
 
@@ -63,9 +90,12 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
         # Registered before connecting: `stack down` must find a service stuck reconnecting too.
         health = getattr(bus, "health", None)
         async with registered(settings, "supervisor", health) as registration, store, bus, lease:
-            supervisor = Supervisor(store, SystemClock(), policy_from(settings))
+            supervisor = Supervisor(
+                store, SystemClock(), policy_from(settings), ceiling=ceiling_from(settings)
+            )
+            await supervisor.load()
             for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
-                if stream.last_type not in TERMINAL_EVENTS:
+                if stream.last_type not in TERMINAL_EVENTS and stream.stream_id != FLEET_STREAM:
                     supervisor.watch(stream.stream_id)
             relay = OutboxRelay(store, bus, supervisor.committed, lease=lease)
             await bus.subscribe(
@@ -75,6 +105,18 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
                     supervisor.handle,
                     "supervisor",
                     authenticator=authenticator,
+                )
+            )
+            # Decisions get their own group, so a queue of goals never delays an approval; a
+            # refused decision is also recorded in the workflow it aimed at.
+            await bus.subscribe(
+                Subscription(
+                    [APPROVALS],
+                    "agentlog.supervisor.approvals",
+                    supervisor.handle,
+                    "supervisor",
+                    authenticator=authenticator,
+                    on_refused=supervisor.on_refused,
                 )
             )
             _log.info("supervisor ready (%d active workflows)", len(supervisor.active))
