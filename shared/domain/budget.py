@@ -50,17 +50,20 @@ def exhausted_limit(state: WorkflowState, now: datetime) -> Limit | None:
     """The limit one more step would pass, or None while the budget allows it.
 
     Steps are counted before they run (the next one must fit); tokens, dollars and seconds are
-    known only afterwards, so the next step is refused once they are used up.
+    known only afterwards, so the next step is refused once they are used up. Runs before every
+    scheduled step, so it reads the numbers directly instead of building models.
     """
-    budget, spent = effective_budget(state), ledger_at(state, now)
-    if budget.max_steps is not None and spent.steps + 1 > budget.max_steps:
+    budget, granted, spent = state.policy.budget, state.granted, state.spent
+    if budget.max_steps is not None and spent.steps + 1 > budget.max_steps + granted.add_steps:
         return "steps"
-    if budget.max_tokens is not None and spent.tokens >= budget.max_tokens:
+    if budget.max_tokens is not None and spent.tokens >= budget.max_tokens + granted.add_tokens:
         return "tokens"
-    if budget.max_usd is not None and spent.usd >= budget.max_usd:
+    if budget.max_usd is not None and spent.usd >= budget.max_usd + granted.add_usd:
         return "usd"
-    if budget.max_seconds is not None and spent.seconds >= budget.max_seconds:
-        return "seconds"
+    if budget.max_seconds is not None and state.started_at is not None:
+        elapsed = (now - state.started_at).total_seconds()
+        if elapsed >= budget.max_seconds + granted.add_seconds:
+            return "seconds"
     return None
 
 

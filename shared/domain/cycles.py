@@ -35,11 +35,15 @@ def fingerprint(value: object) -> str:
 
 
 def input_fingerprint(command: Mapping[str, object]) -> str:
-    """The fingerprint of a task command, without what changes on every attempt."""
+    """The fingerprint of a task command, without what changes on every attempt.
+
+    Commands are built by the supervisor, never typed by a person, so their JSON needs no
+    normalising: hashing it as it is keeps the per-step cost low.
+    """
     derived = _DERIVED.get(str(command.get("agent")), frozenset())
-    return fingerprint(
-        {k: v for k, v in command.items() if k not in _VOLATILE and k not in derived}
-    )
+    kept = {k: v for k, v in command.items() if k not in _VOLATILE and k not in derived}
+    text = json.dumps(kept, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def is_cycle(recent: list[tuple[str, str]]) -> bool:

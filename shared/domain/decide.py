@@ -9,7 +9,6 @@ workflow fails rather than ship an unapproved report.
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -81,7 +80,7 @@ class _Decision:
     """Collects events while applying them to a private copy, so later steps see earlier ones."""
 
     def __init__(self, state: WorkflowState, *, paused: bool = False) -> None:
-        self.state = copy.deepcopy(state)
+        self.state = state.clone()
         self.events: list[DomainEvent] = []
         #: Operator-wide pause: steps are held (not scheduled) until scheduling resumes.
         self.paused = paused

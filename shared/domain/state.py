@@ -9,8 +9,9 @@ parent's copied history first, so a fork's state needs nothing from its parent.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -142,6 +143,25 @@ class WorkflowState:
             if isinstance(event, _FACTS):
                 return event
         return None
+
+    def clone(self) -> WorkflowState:
+        """An independent copy for a decision to fold into.
+
+        Events and their parts are frozen pydantic models, so they are shared; only the
+        containers and the mutable task records are copied (a deep copy cost milliseconds per
+        message on a long workflow).
+        """
+        twin = copy.copy(self)
+        for name, value in self.__dict__.items():
+            if isinstance(value, list):
+                setattr(twin, name, list(value))
+            elif isinstance(value, set):
+                setattr(twin, name, set(value))
+            elif isinstance(value, dict):
+                setattr(twin, name, dict(value))
+        twin.tasks = {task_id: replace(task) for task_id, task in self.tasks.items()}
+        twin.recent_steps = {agent: list(steps) for agent, steps in self.recent_steps.items()}
+        return twin
 
     def apply(self, event: DomainEvent, version: int | None = None) -> None:
         """Fold one event recorded at ``version`` (default: the next one) into the state."""
