@@ -208,7 +208,7 @@ async def test_a_runaway_writer_is_caught_in_a_cycle_backtracks_and_escalates(
     stack_info: StackInfo,
 ) -> None:
     """`min words: 5000` makes the writer repeat itself: CycleDetected and Backtracked, a
-    different strategy's draft, then a second cycle escalates to a human."""
+    draft by a different strategy, then a second cycle escalates to a human."""
     workflow_id = await _goal(producer, constraints=["min words: 5000"], max_revisions=10)
     records = await _until(stack_info.database_url, workflow_id, "EscalatedToHuman", 120)
     types = _types(records)
@@ -218,7 +218,10 @@ async def test_a_runaway_writer_is_caught_in_a_cycle_backtracks_and_escalates(
     drafts = [r for r in records if r.type == "DraftWritten"]
     before = [d for d in drafts if d.version < records[backtrack].version]
     after = [d for d in drafts if d.version > records[backtrack].version]
-    assert after[0].data["draft"] != before[-1].data["draft"]
+    # The backtrack really changed how the writer works (on this small corpus both strategies
+    # may still say the same, which is why the second cycle escalates).
+    used = {d.data["provenance"]["strategy_version"] for d in before}
+    assert after[0].data["provenance"]["strategy_version"] not in used
     assert records[backtrack].data["strategy"] == 1
     assert types[-1] == "ApprovalRequested"
     assert types.count("DraftWritten") < 10  # caught, not the 10 identical drafts of old
