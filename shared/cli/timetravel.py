@@ -32,6 +32,7 @@ from shared.cli.workflows import (
     _WorkflowId,
     console,
     err_console,
+    prompt_pins,
 )
 from shared.commands import (
     WaitTimeoutError,
@@ -208,6 +209,10 @@ def fork(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the request (or the completion) as JSON.")
     ] = False,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", help="Run the fork with another prompt version: writer=2.0.0."),
+    ] = None,
 ) -> None:
     """Start a new workflow from another one's state at a version.
 
@@ -225,6 +230,7 @@ def fork(
             constraints=constraint,
             max_revisions=max_revisions,
             reason=reason,
+            prompts=prompt_pins(prompt) if prompt else None,
         )
     )
     problem = constraint_problem(message.constraints or [])

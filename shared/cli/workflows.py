@@ -39,6 +39,7 @@ from shared.commands import (
 )
 from shared.domain import WorkflowState, status_after
 from shared.eventstore import EventStore, StoreUnavailableError
+from shared.llm.prompts import UnknownPromptError, load_prompt
 from shared.readside.queries import (
     NotFoundError,
     TimelineRow,
@@ -208,6 +209,20 @@ async def _resolve(store: EventStore, workflow_id: str) -> str:
     return found[0]
 
 
+def prompt_pins(items: list[str]) -> dict[str, str]:
+    """``agent=version`` options as a mapping; an unknown agent or version exits 2."""
+    pins: dict[str, str] = {}
+    for item in items:
+        agent, _, version = item.partition("=")
+        try:
+            load_prompt(agent.strip(), version.strip() or None)
+        except (UnknownPromptError, ValueError) as exc:
+            _error(f"--prompt {item!r}: {exc}")
+            raise typer.Exit(2) from None
+        pins[agent.strip()] = version.strip()
+    return pins
+
+
 def submit(
     goal: Annotated[str, typer.Argument(help="What the agents should research and write.")],
     constraint: Annotated[
@@ -223,6 +238,21 @@ def submit(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the ids (or the completion) as JSON.")
     ] = False,
+    max_steps: Annotated[int | None, typer.Option(help="Budget: agent steps.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Budget: model tokens.")] = None,
+    max_usd: Annotated[float | None, typer.Option(help="Budget: model cost in USD.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(help="Budget: wall time.")] = None,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--approve",
+            help="A step that waits for a human: search, write, critique, summarize, deliver.",
+        ),
+    ] = None,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", help="Pin a prompt version, e.g. writer=2.0.0."),
+    ] = None,
 ) -> None:
     """Publish a goal event, as any upstream system would."""
     settings = load_cli_settings()
@@ -231,6 +261,13 @@ def submit(
         fields["workflow_id"] = workflow_id
     if max_revisions is not None:
         fields["max_revisions"] = max_revisions
+    budget = {"max_steps": max_steps, "max_tokens": max_tokens, "max_usd": max_usd}
+    budget["max_seconds"] = max_seconds
+    fields.update({k: v for k, v in budget.items() if v is not None})
+    if approve:
+        fields["approval_required"] = approve
+    if prompt:
+        fields["prompts"] = prompt_pins(prompt)
     try:
         message = GoalSubmitted(**fields)
     except ValidationError as exc:

@@ -140,6 +140,7 @@ def decide(state: WorkflowState, trigger: Trigger, *, paused: bool = False) -> l
                     history=list(trigger.history),
                     constraints=list(fork.constraints) if fork.constraints is not None else None,
                     max_revisions=fork.max_revisions,
+                    prompts=dict(fork.prompts) if fork.prompts else None,
                     reason=fork.reason,
                     requested_by=trigger.principal,
                     forked_at=trigger.now,

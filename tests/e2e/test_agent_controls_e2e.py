@@ -227,6 +227,50 @@ async def test_a_runaway_writer_is_caught_in_a_cycle_backtracks_and_escalates(
     assert types.count("DraftWritten") < 10  # caught, not the 10 identical drafts of old
 
 
+async def test_a_fork_with_another_prompt_version_shows_its_behavioural_difference(
+    services: ServiceProcesses,
+    producer: AIOKafkaProducer,
+    stack_info: StackInfo,
+    service_env: dict[str, str],
+) -> None:
+    """A workflow pins the writer prompt it starts with; a fork from after the search with
+    `--prompt writer=2.0.0` writes with that version, and `diff` shows where they part."""
+    parent = await _goal(producer)
+    done = await _until(stack_info.database_url, parent, "WorkflowCompleted")
+    assert done[0].data["policy"]["prompts"]["writer"] == "1.0.0"
+    after_search = next(r.version for r in done if r.type == "PassagesRetrieved")
+    child = f"wf-ctl-fork-{uuid.uuid4().hex[:8]}"
+    forked = _cli(
+        service_env,
+        "fork",
+        parent,
+        "--at",
+        str(after_search),
+        "--workflow-id",
+        child,
+        "--prompt",
+        "writer=2.0.0",
+        "--wait",
+        "--json",
+    )
+    assert forked.returncode == 0, forked.stderr
+    records = await _records(stack_info.database_url, child)
+    assert records[0].data["prompts"] == {"writer": "2.0.0"}
+    assert "PassagesRetrieved" not in _types(records)  # the search was reused
+    drafts = {
+        wf: [r.data["provenance"] for r in rs if r.type == "DraftWritten"]
+        for wf, rs in ((parent, done), (child, records))
+    }
+    assert {p["prompt_version"] for p in drafts[parent]} == {"1.0.0"}
+    assert {p["prompt_version"] for p in drafts[child]} == {"2.0.0"}
+    assert drafts[child][0]["prompt_hash"] != drafts[parent][0]["prompt_hash"]
+    diff = _cli(service_env, "diff", parent, child, "--json")
+    assert diff.returncode == 0, diff.stderr
+    report = json.loads(diff.stdout)
+    assert report["diverged"] is True, report
+    assert report["common"] >= after_search - 1
+
+
 async def test_pause_all_holds_scheduling_across_a_supervisor_restart_until_resume(
     services: ServiceProcesses,
     producer: AIOKafkaProducer,
