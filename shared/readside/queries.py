@@ -14,21 +14,15 @@ from schemas.events import (
     CritiqueIssued,
     DomainEvent,
     DraftWritten,
-    MemoryCompacted,
-    PassagesRetrieved,
-    TaskFailed,
-    TaskScheduled,
-    TaskTimedOut,
-    WorkflowCancelled,
     WorkflowCompleted,
-    WorkflowFailed,
     WorkflowForked,
     WorkflowRolledBack,
-    WorkflowStarted,
     upcast,
 )
 from shared.domain import WorkflowState, replay_versioned
+from shared.domain.budget import effective_budget
 from shared.eventstore import EventStore, RecordedEvent
+from shared.readside.describe import describe
 
 __all__ = [
     "Diff",
@@ -88,64 +82,6 @@ class TimelineRow:
         row = asdict(self)
         detail = row.pop("detail")
         return {**row, **(detail or {})}
-
-
-def describe(event: DomainEvent) -> tuple[str, str]:
-    """(agent, one-line summary) for an event."""
-    match event:
-        case WorkflowStarted():
-            return "supervisor", f"goal: {_clip(event.goal)}"
-        case TaskScheduled():
-            return event.agent, f"{event.task_id} attempt {event.attempt} scheduled"
-        case PassagesRetrieved():
-            ids = ", ".join(p.source_id for p in event.passages[:3])
-            more = "…" if len(event.passages) > 3 else ""
-            return "search", f"{len(event.passages)} passages ({ids}{more})"
-        case DraftWritten():
-            words = len(event.draft.split())
-            return (
-                "writer",
-                f"revision {event.revision}: {words} words, {len(event.cited_source_ids)} sources",
-            )
-        case CritiqueIssued():
-            first = f" — {_clip(event.feedback[0], 60)}" if event.feedback else ""
-            return (
-                "critic",
-                f"revision {event.revision}: {event.verdict} (score {event.score:.2f}){first}",
-            )
-        case MemoryCompacted():
-            size = f"{event.source_chars} → {len(event.manifest)} chars"
-            return "summarizer", f"manifest v{event.manifest_version}: {size}"
-        case TaskFailed():
-            return (
-                event.agent,
-                f"{event.task_id} attempt {event.attempt} failed: {_clip(event.error, 60)}",
-            )
-        case TaskTimedOut():
-            return event.agent, f"{event.task_id} attempt {event.attempt} timed out"
-        case WorkflowCompleted():
-            return (
-                "supervisor",
-                f"completed after {event.revisions} revision(s), {len(event.citations)} citations",
-            )
-        case WorkflowFailed():
-            return "supervisor", f"failed: {_clip(event.reason)}"
-        case WorkflowCancelled():
-            return "supervisor", f"cancelled: {_clip(event.reason)}"
-        case WorkflowRolledBack():
-            return "supervisor", f"rolled back to version {event.to_version}: {_clip(event.reason)}"
-        case WorkflowForked():
-            changed = (
-                f", constraints: {'; '.join(event.constraints) or 'none'}"
-                if event.constraints is not None
-                else ""
-            )
-            return (
-                "supervisor",
-                f"forked from {event.parent_workflow_id} at version {event.parent_version}"
-                f" ({len(event.history)} events copied){changed}",
-            )
-    return "supervisor", event.event_type()
 
 
 def timeline(records: Sequence[RecordedEvent], full: bool = False) -> list[TimelineRow]:
@@ -226,6 +162,32 @@ def status_summary(state: WorkflowState) -> dict[str, Any]:
             for t in state.open_tasks
         ],
         "reason": state.outcome_reason,
+        **controls_summary(state),
+    }
+
+
+def controls_summary(state: WorkflowState) -> dict[str, Any]:
+    """Budget ledger, what the workflow waits for, cycles and pinned prompt versions."""
+    budget = effective_budget(state)
+    pending = state.pending
+    return {
+        "budget": {
+            "spent": state.spent.model_dump() | {"tokens": state.spent.tokens},
+            "limits": budget.model_dump(),
+        },
+        "waiting_for": None
+        if pending is None
+        else {
+            "request_id": pending.request_id,
+            "kind": pending.kind,
+            "step": pending.step,
+            "summary": pending.summary,
+            "options": list(pending.options),
+            "deadline": pending.deadline.isoformat(),
+        },
+        "cycles": dict(state.cycles),
+        "strategies": dict(state.strategies),
+        "prompts": dict(state.policy.prompts),
     }
 
 
@@ -500,8 +462,3 @@ def _report(state: WorkflowState) -> str:
 def _citations(state: WorkflowState) -> str:
     done = _completed(state)
     return ", ".join(c.source_id for c in done.citations) if done is not None else "none"
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
