@@ -51,7 +51,11 @@ def policy_from(settings: Settings) -> WorkflowPolicy:
             "approval_steps": settings.approval_steps,
             "approval_timeout_s": settings.approval_timeout_s,
             # A fallback model serves every agent that works through the model port.
-            "fallbacks": ["writer", "critic", "summarizer"] if settings.llm_fallback_model else [],
+            "fallbacks": (
+                ["writer", "critic", "summarizer"]
+                if settings.llm_fallback_model or settings.llm_fallback_provider
+                else []
+            ),
             "prompts": current_prompt_versions(),
         },
         strict=False,

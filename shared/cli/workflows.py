@@ -338,7 +338,30 @@ def _show(key: str, value: Any) -> str:
         return "none yet"
     if key == "constraints":
         return "; ".join(value) if value else "none"
+    if key == "budget":
+        return _budget_line(value["spent"], value["limits"])
+    if key == "waiting_for":
+        if value is None:
+            return "nothing"
+        options = "/".join(value["options"])
+        return f"{value['kind']} {value['request_id']}: {value['summary']} [{options}]"
+    if key in ("cycles", "strategies", "prompts"):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) if value else "none"
     return str(value)
+
+
+def _budget_line(spent: dict[str, Any], limits: dict[str, Any]) -> str:
+    def of(used: object, limit: object, unit: str) -> str:
+        return f"{used}{'' if limit is None else f'/{limit}'} {unit}"
+
+    return ", ".join(
+        [
+            of(spent["steps"], limits["max_steps"], "steps"),
+            of(spent["tokens"], limits["max_tokens"], "tokens"),
+            of(f"${spent['usd']:.4f}", f"${limits['max_usd']}" if limits["max_usd"] else None, ""),
+            of(f"{spent['seconds']:.0f}s", limits["max_seconds"], "").strip(),
+        ]
+    ).replace(" ,", ",")
 
 
 def _task_line(task_id: str, attempt: int, deadline: datetime) -> str:
