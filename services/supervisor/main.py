@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import logging
 
-from shared.llm.prompts import current_prompt_versions
-
 from schemas.controls import Budget
 from schemas.events import WorkflowPolicy
 from schemas.topics import APPROVALS, CONTROL, GOALS, RESULTS, TOPICS
@@ -16,6 +14,7 @@ from services.supervisor.leadership import PostgresAdvisoryLease
 from services.supervisor.relay import OutboxRelay
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore.postgres import PostgresEventStore
+from shared.llm.prompts import current_prompt_versions
 from shared.runtime.clock import SystemClock
 from shared.runtime.lifecycle import configure_logging, run_until_signalled
 from shared.runtime.registry import registered
