@@ -14,10 +14,23 @@ from pathlib import Path
 from shared.settings import Settings
 from shared.stack import EmbeddedStack
 from tests.bench.audit import bench_export_verify
+from tests.bench.controls import bench_controls
 from tests.bench.eventstore import bench_append
 from tests.bench.signing import bench_signing
+from tests.bench.timetravel import bench_rollback_latency, bench_state_at
 from tests.bench.transport import bench_round_trip
 from tests.bench.workflows import bench_workflows
+
+BENCHES = [
+    "eventstore",
+    "audit",
+    "timetravel",
+    "transport",
+    "signing",
+    "controls",
+    "workflows",
+    "rollback",
+]
 
 
 def _emit(name: str, numbers: dict[str, float]) -> None:
@@ -29,13 +42,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["eventstore", "audit", "transport", "signing", "workflows"],
+        choices=BENCHES,
         action="append",
     )
     parser.add_argument("--workflows", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
-    selected = set(args.only or ["eventstore", "audit", "transport", "signing", "workflows"])
+    selected = set(args.only or BENCHES)
     with tempfile.TemporaryDirectory(prefix="agentlog-bench-") as tmp:
         stack = EmbeddedStack(Path(tmp) / ".agentlog")
         info = stack.up()
@@ -44,28 +57,35 @@ def main() -> None:
                 _emit("eventstore_append", asyncio.run(bench_append(info.database_url)))
             if "audit" in selected:
                 _emit("audit_export_verify", asyncio.run(bench_export_verify(info.database_url)))
+            if "timetravel" in selected:
+                _emit("state_at_event", asyncio.run(bench_state_at(info.database_url)))
             if "signing" in selected:
                 _emit("message_signing", bench_signing())
+            if "controls" in selected:
+                _emit("agent_controls_per_step", bench_controls())
             if "transport" in selected:
                 _emit("transport_round_trip", asyncio.run(bench_round_trip(info.kafka_bootstrap)))
+            env = {
+                "AGENTLOG_DATABASE_URL": info.database_url,
+                "AGENTLOG_KAFKA_BOOTSTRAP": info.kafka_bootstrap,
+                "AGENTLOG_DOCS_DIR": str(Path.cwd() / "docs"),
+                "AGENTLOG_AUTH_KEYS_DIR": str(stack.state_dir / "keys"),
+            }
+            settings = Settings(
+                database_url=info.database_url,
+                kafka_bootstrap=info.kafka_bootstrap,
+                state_dir=stack.state_dir,
+            )
             if "workflows" in selected:
-                env = {
-                    "AGENTLOG_DATABASE_URL": info.database_url,
-                    "AGENTLOG_KAFKA_BOOTSTRAP": info.kafka_bootstrap,
-                    "AGENTLOG_DOCS_DIR": str(Path.cwd() / "docs"),
-                    "AGENTLOG_AUTH_KEYS_DIR": str(stack.state_dir / "keys"),
-                }
-                settings = Settings(
-                    database_url=info.database_url,
-                    kafka_bootstrap=info.kafka_bootstrap,
-                    state_dir=stack.state_dir,
-                )
                 numbers = asyncio.run(
                     bench_workflows(
                         settings, env, Path(tmp) / "logs", args.workflows, args.concurrency
                     )
                 )
                 _emit("workflows_end_to_end", numbers)
+            if "rollback" in selected:
+                rollback = bench_rollback_latency(settings, env, Path(tmp) / "rollback-logs")
+                _emit("rollback_latency", asyncio.run(rollback))
         finally:
             stack.down()
 
