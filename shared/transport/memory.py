@@ -11,6 +11,7 @@ that joined first consumes every partition until it leaves (Kafka would split th
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 import zlib
@@ -136,6 +137,7 @@ class InMemoryBus(Bus):
         self._tasks: list[asyncio.Task[None]] = []
         self._signer = signer
         self._max_record_bytes = max_record_bytes
+        self._stuck: dict[str, tuple[str, float]] = {}
         self._stopping = asyncio.Event()
         self._started = False
 
@@ -184,8 +186,21 @@ class InMemoryBus(Bus):
         )
 
     def health(self) -> dict[str, object]:
-        """Same shape as ``KafkaBus.health()``; in memory nothing gets stuck on a broker."""
-        return {"consumers": len(self._tasks), "stuck_partitions": {}}
+        """Same shape as ``KafkaBus.health()``."""
+        now = time.monotonic()
+        return {
+            "consumers": len(self._tasks),
+            "stuck_partitions": {
+                where: {"reason": reason, "for_s": round(now - since, 1)}
+                for where, (reason, since) in self._stuck.items()
+            },
+        }
+
+    def _report_stuck(self, where: str, reason: str | None) -> None:
+        if reason is None:
+            self._stuck.pop(where, None)
+        else:
+            self._stuck.setdefault(where, (reason, time.monotonic()))
 
     async def subscribe(self, subscription: Subscription) -> None:
         """Consume the subscription's topics in the background until ``stop()``."""
@@ -254,6 +269,7 @@ class InMemoryBus(Bus):
                     dead_letter=self._dead_letter,
                     stopping=self._stopping,
                     max_record_bytes=self._max_record_bytes,
+                    on_wait=functools.partial(self._report_stuck, f"{topic}[{partition}]"),
                 )
                 if not done:
                     return True

@@ -126,3 +126,8 @@ class Bus(AsyncResource):
     @abstractmethod
     async def subscribe(self, subscription: Subscription) -> None:
         """Start consuming in the background until ``stop()``."""
+
+    @abstractmethod
+    def health(self) -> dict[str, object]:
+        """What a status page shows: the consumers, and under ``stuck_partitions`` every
+        partition that cannot move right now (``"topic[p]" → {"reason", "for_s"}``)."""

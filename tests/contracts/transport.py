@@ -11,6 +11,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -363,6 +364,41 @@ class TransportContract:
         assert delivery.ce_id == "precious"
         assert attempts[: outages + 1] == ["precious"] * (outages + 1)
         assert dict(letter.headers)["ce_id"] == b"poison"
+
+    async def test_a_partition_waiting_for_a_dependency_shows_in_health_until_it_moves(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """While a handler waits on a dependency, health() names the partition and the reason;
+        once the record is handled, the partition is no longer listed."""
+        release = asyncio.Event()
+        seen = Collector()
+        stuck_while_waiting: list[dict[str, Any]] = []
+
+        async def handler(delivery: Delivery) -> None:
+            if not release.is_set():
+                raise TransientError("database unavailable")
+            await seen(delivery)
+
+        async with harness.make_bus("consumer", [topic]) as bus:
+            await bus.publish(topic, goal("waits", "wf-w"), key="wf-w", ce_id="waits")
+            await self._consume(bus, topic, group, handler)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT_S
+            while loop.time() < deadline:
+                stuck = bus.health()["stuck_partitions"]
+                assert isinstance(stuck, dict)
+                if stuck:
+                    stuck_while_waiting.append(stuck)
+                    break
+                await asyncio.sleep(0.02)  # polling health, as a status page does
+            release.set()
+            await seen.wait_count(1)
+            cleared = bus.health()["stuck_partitions"]
+        [stuck] = stuck_while_waiting
+        [(where, info)] = stuck.items()
+        assert where.startswith(f"{topic}[")
+        assert "database unavailable" in info["reason"]
+        assert cleared == {}
 
     # --- tracing -------------------------------------------------------------------
 
