@@ -26,7 +26,7 @@ Limit = Literal["steps", "tokens", "usd", "seconds"]
 def ledger_at(state: WorkflowState, now: datetime) -> Ledger:
     """The ledger with the wall time since the budget's clock started."""
     seconds = (now - state.started_at).total_seconds() if state.started_at else 0.0
-    return state.spent.model_copy(update={"seconds": max(seconds, 0.0)})
+    return state.spent.ledger(seconds=max(seconds, 0.0))
 
 
 def effective_budget(state: WorkflowState) -> Budget:

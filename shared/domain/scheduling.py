@@ -126,7 +126,7 @@ def schedule_summary(state: WorkflowState, now: datetime) -> TaskScheduled:
         items.append(
             MemoryItem(kind="manifest", ref=f"manifest-v{version}", text=state.manifest.manifest)
         )
-    items.extend(state.fresh_memory)
+    items.extend(memory.item() for memory in state.fresh_memory)
     return _scheduled(
         SummarizeTask(
             workflow_id=state.workflow_id,

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from schemas.controls import AGENT_STEPS, BudgetGrant, Ledger
 from schemas.events import (
@@ -55,6 +55,44 @@ __all__ = [
 
 
 @dataclass
+class Spend:
+    """What a workflow has spent: plain counters the fold bumps (a model per bump would cost
+    more than the fold itself); ``ledger()`` gives the recorded form."""
+
+    steps: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        """Input and output tokens together."""
+        return self.tokens_in + self.tokens_out
+
+    def ledger(self, seconds: float = 0.0) -> Ledger:
+        """As a ``Ledger`` (what events and status show)."""
+        return Ledger(
+            steps=self.steps,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            usd=self.usd,
+            seconds=seconds,
+        )
+
+
+class Memory(NamedTuple):
+    """One working-memory entry; a ``MemoryItem`` only when a task is built from it."""
+
+    kind: MemoryKind
+    ref: str
+    text: str
+
+    def item(self) -> MemoryItem:
+        """The message form the summarizer receives."""
+        return MemoryItem(kind=self.kind, ref=self.ref, text=self.text)
+
+
+@dataclass
 class TaskState:
     """The latest attempt of one task."""
 
@@ -84,7 +122,7 @@ class WorkflowState:
     manifest: MemoryCompacted | None = None
     tasks: dict[str, TaskState] = field(default_factory=dict)
     # Working memory gathered since the last compaction (what the summarizer would compress).
-    fresh_memory: list[MemoryItem] = field(default_factory=list)
+    fresh_memory: list[Memory] = field(default_factory=list)
     outcome_reason: str | None = None
     #: The effective history, with stream versions (a fork's copied history under version 0).
     effective: list[tuple[int, DomainEvent]] = field(default_factory=list)
@@ -100,7 +138,7 @@ class WorkflowState:
     # --- agent controls -------------------------------------------------------------
     #: When the budget's clock started (the goal, or the fork).
     started_at: datetime | None = None
-    spent: Ledger = field(default_factory=Ledger)
+    spent: Spend = field(default_factory=Spend)
     granted: BudgetGrant = field(default_factory=BudgetGrant)
     #: The request the workflow waits on in PENDING_APPROVAL.
     pending: ApprovalRequested | None = None
@@ -160,6 +198,7 @@ class WorkflowState:
             elif isinstance(value, dict):
                 setattr(twin, name, dict(value))
         twin.tasks = {task_id: replace(task) for task_id, task in self.tasks.items()}
+        twin.spent = replace(self.spent)
         twin.recent_steps = {agent: list(steps) for agent, steps in self.recent_steps.items()}
         return twin
 
@@ -185,7 +224,7 @@ class WorkflowState:
                 self.policy = event.policy
                 self.fresh_memory.append(_memory(kind="goal", ref="goal", text=event.goal))
             case TaskScheduled():
-                self.spent = self.spent.model_copy(update={"steps": self.spent.steps + 1})
+                self.spent.steps += 1
                 self.approved_steps.discard(AGENT_STEPS[event.agent])
                 self.tasks[event.task_id] = TaskState(
                     event.task_id,
@@ -246,13 +285,9 @@ class WorkflowState:
         provenance = getattr(event, "provenance", None)
         if provenance is None:
             return
-        self.spent = self.spent.model_copy(
-            update={
-                "tokens_in": self.spent.tokens_in + provenance.prompt_tokens,
-                "tokens_out": self.spent.tokens_out + provenance.completion_tokens,
-                "usd": self.spent.usd + provenance.cost_usd,
-            }
-        )
+        self.spent.tokens_in += provenance.prompt_tokens
+        self.spent.tokens_out += provenance.completion_tokens
+        self.spent.usd += provenance.cost_usd
 
     def _roll_back(self, event: WorkflowRolledBack) -> None:
         # Version 0 holds a fork's copied history: its WorkflowForked event re-creates it.
@@ -304,7 +339,7 @@ class WorkflowState:
         self.outcome_reason = None
         # The fork's budget is its own: its clock and ledger start at the fork.
         self.started_at = event.forked_at
-        self.spent = Ledger()
+        self.spent = Spend()
         self.granted = BudgetGrant()
         self.pending = None
         self.forked_from = event.parent_workflow_id
@@ -339,10 +374,8 @@ _FACTS = (
 )
 
 
-def _memory(*, kind: MemoryKind, ref: str, text: str) -> MemoryItem:
-    # Built from already validated events: skip validation (the fold runs once per event and
-    # again after every rollback, so this is its hottest line).
-    return MemoryItem.model_construct(kind=kind, ref=ref, text=text)
+def _memory(*, kind: MemoryKind, ref: str, text: str) -> Memory:
+    return Memory(kind, ref, text)
 
 
 def replay_versioned(workflow_id: str, events: Iterable[tuple[int, DomainEvent]]) -> WorkflowState:

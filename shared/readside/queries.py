@@ -172,7 +172,7 @@ def controls_summary(state: WorkflowState) -> dict[str, Any]:
     pending = state.pending
     return {
         "budget": {
-            "spent": state.spent.model_dump() | {"tokens": state.spent.tokens},
+            "spent": state.spent.ledger().model_dump() | {"tokens": state.spent.tokens},
             "limits": budget.model_dump(),
         },
         "waiting_for": None
