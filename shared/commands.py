@@ -38,6 +38,7 @@ __all__ = [
     "WaitTimeoutError",
     "check_cancel",
     "check_fork",
+    "check_goal",
     "check_rollback",
     "open_store",
     "publish_cancel",
@@ -103,6 +104,20 @@ async def publish_fork(settings: Settings, fork: ForkWorkflow) -> str:
     """Ask the supervisor to fork a workflow (keyed by the new workflow's id); returns the
     message's ce_id."""
     return await _publish_control(settings, fork)
+
+
+async def check_goal(store: EventStore, goal: GoalSubmitted) -> None:
+    """RefusedError when the workflow id is taken by a different goal (the supervisor would
+    dead-letter it as a conflict); the identical goal again is accepted, idempotently."""
+    state = await read_state(store, goal.workflow_id)
+    if state.version == 0:
+        return
+    same = goal.goal == state.goal and list(goal.constraints) == state.constraints
+    if not same:
+        raise RefusedError(
+            f"workflow {goal.workflow_id} already exists with another goal or constraints; "
+            "choose another --workflow-id"
+        )
 
 
 async def check_cancel(store: EventStore, workflow_id: str) -> WorkflowState:

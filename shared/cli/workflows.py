@@ -27,11 +27,13 @@ from rich.table import Table
 
 from schemas.base import Identifier
 from schemas.messages import CancelWorkflow, GoalSubmitted
+from shared.agents.constraints import constraint_problem
 from shared.cli.stack import load_cli_settings
 from shared.commands import (
     RefusedError,
     WaitTimeoutError,
     check_cancel,
+    check_goal,
     open_store,
     publish_cancel,
     publish_goal,
@@ -48,7 +50,7 @@ from shared.readside.queries import (
     timeline,
 )
 from shared.runtime.wiring import ConfigurationError
-from shared.settings import Settings
+from shared.settings import Settings, StackNotConfiguredError
 
 __all__ = ["CliError", "cancel", "history", "list_workflows", "status", "submit"]
 
@@ -209,6 +211,14 @@ async def _resolve(store: EventStore, workflow_id: str) -> str:
     return found[0]
 
 
+def _has_database(settings: Settings) -> bool:
+    try:
+        settings.require_database_url()
+    except StackNotConfiguredError:
+        return False
+    return True
+
+
 def prompt_pins(items: list[str]) -> dict[str, str]:
     """``agent=version`` options as a mapping; an unknown agent or version exits 2."""
     pins: dict[str, str] = {}
@@ -276,8 +286,17 @@ def submit(
         )
         err_console.print(f"[red]invalid goal:[/] {escape(problems)}", soft_wrap=True)
         raise typer.Exit(2) from None
+    problem = constraint_problem(message.constraints)
+    if problem is not None:
+        err_console.print(f"[red]invalid goal:[/] {escape(problem)}", soft_wrap=True)
+        raise typer.Exit(2)
 
     async def _submit() -> dict[str, Any] | None:
+        if _has_database(settings):
+            async with _store(settings) as store:
+                # The same goal again is fine (idempotent); another goal under its id is not
+                # (without a database to ask, the supervisor still dead-letters it: conflict).
+                await check_goal(store, message)
         ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
         if not as_json:
             console.print(

@@ -205,7 +205,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_submit_wait_status_and_list(
     services: ServiceProcesses, service_env: dict[str, str]
 ) -> None:
-    """`agentlog submit --wait --json` prints the completion; status and list agree."""
+    """`agentlog submit --wait --json` prints the completion; status and list agree; the same
+    goal again is idempotent, another goal under its id and an unknown constraint are refused."""
     workflow_id = f"wf-cli-{uuid.uuid4().hex[:8]}"
     submitted = _cli(
         service_env,
@@ -236,3 +237,23 @@ def test_cli_submit_wait_status_and_list(
 
     missing = _cli(service_env, "status", "wf-does-not-exist", "--json")
     assert missing.returncode == 1
+
+    again = _cli(
+        service_env,
+        "submit",
+        "Explain how replay rebuilds workflow state",
+        "--workflow-id",
+        workflow_id,
+        "--constraint",
+        "max words: 400",
+        "--wait",
+        "--json",
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["last_version"] == completion["last_version"]
+    conflict = _cli(service_env, "submit", "Explain something else", "--workflow-id", workflow_id)
+    assert conflict.returncode == 1
+    assert "already exists" in conflict.stderr
+    unknown = _cli(service_env, "submit", "Explain replay", "-c", "max word: 50")
+    assert unknown.returncode == 2
+    assert "known forms" in unknown.stderr
