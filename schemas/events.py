@@ -331,6 +331,7 @@ class SchedulingPaused(DomainEvent):
 class SchedulingResumed(DomainEvent):
     """Scheduling runs again for every workflow."""
 
+    reason: ShortText = ""
     requested_by: ShortText | None = None
     at: datetime
 

@@ -14,7 +14,7 @@ from uuid import uuid4
 from schemas.messages import ApprovalDecision, PauseScheduling
 from schemas.topics import APPROVALS, CONTROL
 from shared.commands import RefusedError
-from shared.domain import WorkflowStatus, status_after
+from shared.domain import FLEET_STREAM, STATUS_NEUTRAL_EVENTS, WorkflowStatus, status_after
 from shared.eventstore import EventStore
 from shared.readside.queries import read_state
 from shared.runtime.wiring import kafka_bus
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Records about the whole fleet (pause/resume) are keyed by this, not by a workflow.
-FLEET_KEY = "agentlog-fleet"
+FLEET_KEY = FLEET_STREAM
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ async def pending_approvals(store: EventStore, limit: int = 1000) -> list[Pendin
     """Workflows waiting for a decision, oldest request first."""
     waiting: list[PendingApproval] = []
     for stream in await store.list_streams(limit):
-        if status_after(stream.last_type) is not WorkflowStatus.PENDING_APPROVAL:
+        neutral = stream.last_type in STATUS_NEUTRAL_EVENTS
+        if not neutral and status_after(stream.last_type) is not WorkflowStatus.PENDING_APPROVAL:
             continue
         state = await read_state(store, stream.stream_id)
         pending = state.pending

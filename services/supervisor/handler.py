@@ -51,6 +51,7 @@ from shared.domain import (
     decide,
 )
 from shared.domain.admission import target_problem
+from shared.domain.statuses import FLEET_STREAM as DOMAIN_FLEET_STREAM
 from shared.eventstore import (
     AlreadyProcessedError,
     ConcurrencyConflictError,
@@ -67,9 +68,8 @@ __all__ = ["CONSUMER", "FLEET_STREAM", "Supervisor"]
 _log = logging.getLogger(__name__)
 
 CONSUMER = "supervisor"
+FLEET_STREAM = DOMAIN_FLEET_STREAM
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
-#: The stream of operator-wide switches (pause/resume scheduling), beside the workflows'.
-FLEET_STREAM = "agentlog-fleet"
 _MAX_CONFLICT_RETRIES = 20
 #: Workflows whose state stays cached; the least recently used are folded again when needed.
 _CACHE_SIZE = 2_000
@@ -94,6 +94,7 @@ class Supervisor:
         self._ceiling = ceiling or Budget()
         #: The operator-wide kill-switch, as recorded in the fleet stream (load() reads it).
         self.paused = False
+        self._fleet_version = 0
         self._cache: OrderedDict[str, WorkflowState] = OrderedDict()
         self._cache_size = cache_size
         # One decision at a time per workflow: the deadline ticker and the consumer may both
@@ -154,9 +155,22 @@ class Supervisor:
             raise TransientError(str(exc)) from exc
 
     async def load(self) -> None:
-        """Read the operator-wide switches from the fleet stream (after a restart too)."""
-        records = await self._store.read(FLEET_STREAM)
-        self.paused = bool(records) and records[-1].type == SchedulingPaused.event_type()
+        """Catch up on the operator-wide switches in the fleet stream (at start, and on every
+        tick: with several supervisors, the one that recorded a switch is not the only one that
+        must honour it). A resume schedules the held steps of this supervisor's workflows."""
+        records = await self._store.read(FLEET_STREAM, after_version=self._fleet_version)
+        if not records:
+            return
+        self._fleet_version = records[-1].version
+        was_paused = self.paused
+        self.paused = records[-1].type == SchedulingPaused.event_type()
+        if was_paused and not self.paused:
+            await self._resume_all()
+
+    async def _resume_all(self) -> None:
+        now = self._clock.now()
+        for workflow_id in sorted(self.active):
+            await self.execute(workflow_id, ResumeRequested(now), None, None)
 
     async def on_refused(self, key: str | None, ce_id: str | None, reason: str) -> None:
         """A decision the transport refused: record the attempt in the workflow it names."""
@@ -172,7 +186,12 @@ class Supervisor:
             if state.status is WorkflowStatus.NEW:
                 return  # no such workflow: the dead letter is the only trace
             records = encode_events(
-                [event], actor=CONSUMER, correlation_id=workflow_id, causation_id=ce_id
+                [event],
+                actor=CONSUMER,
+                correlation_id=workflow_id,
+                causation_id=ce_id,
+                # Not a decision: the replayer folds it without asking today's code.
+                trigger={"kind": "refused", "now": self._clock.now().isoformat()},
             )
             try:
                 await self._store.append(
@@ -191,7 +210,7 @@ class Supervisor:
         event: DomainEvent = (
             SchedulingPaused(reason=message.reason, requested_by=principal, at=now)
             if message.paused
-            else SchedulingResumed(requested_by=principal, at=now)
+            else SchedulingResumed(reason=message.reason, requested_by=principal, at=now)
         )
         records = encode_events(
             [event],
@@ -211,11 +230,8 @@ class Supervisor:
             except ConcurrencyConflictError:
                 continue
             break
-        self.paused = message.paused
-        _log.warning("scheduling %s by %s", "paused" if self.paused else "resumed", principal)
-        if not self.paused:
-            for workflow_id in sorted(self.active):
-                await self.execute(workflow_id, ResumeRequested(now), None, None)
+        _log.warning("scheduling %s by %s", "paused" if message.paused else "resumed", principal)
+        await self.load()
 
     def watch(self, workflow_id: str) -> None:
         """Check this workflow's deadlines on the next tick (used after a restart)."""
@@ -223,6 +239,7 @@ class Supervisor:
 
     async def tick(self) -> None:
         """Let time pass for every workflow with an expired (or unknown) deadline."""
+        await self.load()
         now = self._clock.now()
         due = sorted(
             w for w, deadline in self.active.items() if deadline is None or deadline <= now

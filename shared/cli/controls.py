@@ -1,7 +1,8 @@
 """`agentlog approvals | approve | deny | budget | pause | resume`: a human in the loop.
 
 Decisions are checked against the store first (one clear line when nothing waits), then
-published signed on ``agentlog.approvals``; ``--wait`` waits until the supervisor recorded it.
+published signed on ``agentlog.approvals``; each command returns once the supervisor recorded
+the decision (up to 30 s).
 """
 
 from __future__ import annotations

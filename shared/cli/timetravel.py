@@ -43,6 +43,7 @@ from shared.commands import (
     runs_finished,
     wait_for_completion,
 )
+from shared.domain import FLEET_STREAM
 from shared.domain.replayer import Drift, find_drift
 from shared.eventstore import EventStore
 from shared.readside import queries
@@ -387,7 +388,8 @@ async def _workflows(store: EventStore, named: list[str], every: bool) -> AsyncI
     after = ""
     while heads := await store.stream_heads(after, limit=500):
         for head in heads:
-            yield head.stream_id
+            if head.stream_id != FLEET_STREAM:  # operator switches, not a workflow
+                yield head.stream_id
         after = heads[-1].stream_id
 
 

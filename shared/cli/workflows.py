@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from schemas.base import Identifier
+from schemas.controls import Budget
 from schemas.messages import CancelWorkflow, GoalSubmitted
 from shared.agents.constraints import constraint_problem
 from shared.cli.stack import load_cli_settings
@@ -39,7 +40,8 @@ from shared.commands import (
     publish_goal,
     wait_for_completion,
 )
-from shared.domain import WorkflowState, status_after
+from shared.domain import FLEET_STREAM, STATUS_NEUTRAL_EVENTS, WorkflowState, status_after
+from shared.domain.budget import budget_problem
 from shared.eventstore import EventStore, StoreUnavailableError
 from shared.llm.prompts import UnknownPromptError, load_prompt
 from shared.readside.queries import (
@@ -286,7 +288,13 @@ def submit(
         )
         err_console.print(f"[red]invalid goal:[/] {escape(problems)}", soft_wrap=True)
         raise typer.Exit(2) from None
-    problem = constraint_problem(message.constraints)
+    ceiling = Budget(
+        max_steps=settings.budget_ceiling_steps,
+        max_tokens=settings.budget_ceiling_tokens,
+        max_usd=settings.budget_ceiling_usd,
+        max_seconds=settings.budget_ceiling_seconds,
+    )
+    problem = constraint_problem(message.constraints) or budget_problem(message, ceiling)
     if problem is not None:
         err_console.print(f"[red]invalid goal:[/] {escape(problem)}", soft_wrap=True)
         raise typer.Exit(2)
@@ -467,17 +475,25 @@ def list_workflows(
 
     async def _list() -> list[dict[str, object]]:
         async with _store(settings) as store:
-            streams = await store.list_streams(limit)
-            return [
-                {
-                    "workflow_id": s.stream_id,
-                    "state": status_after(s.last_type).value,
-                    "version": s.version,
-                    "last_event": s.last_type,
-                    "updated_at": s.updated_at.isoformat(timespec="seconds"),
-                }
-                for s in streams
-            ]
+            rows: list[dict[str, object]] = []
+            for s in await store.list_streams(limit + 1):
+                if s.stream_id == FLEET_STREAM:
+                    continue  # the operator-wide switches, not a workflow
+                state = (
+                    (await read_state(store, s.stream_id)).status
+                    if s.last_type in STATUS_NEUTRAL_EVENTS
+                    else status_after(s.last_type)
+                )
+                rows.append(
+                    {
+                        "workflow_id": s.stream_id,
+                        "state": state.value,
+                        "version": s.version,
+                        "last_event": s.last_type,
+                        "updated_at": s.updated_at.isoformat(timespec="seconds"),
+                    }
+                )
+            return rows[:limit]
 
     rows = _run(_list())
     if as_json:

@@ -16,6 +16,7 @@ from shared.domain.state import (
     replay_versioned,
     status_after,
 )
+from shared.domain.statuses import FLEET_STREAM, STATUS_NEUTRAL_EVENTS
 from shared.domain.triggers import (
     CancelRequested,
     DecisionReceived,
@@ -29,6 +30,8 @@ from shared.domain.triggers import (
 )
 
 __all__ = [
+    "FLEET_STREAM",
+    "STATUS_NEUTRAL_EVENTS",
     "TERMINAL_EVENTS",
     "CancelRequested",
     "DecisionReceived",

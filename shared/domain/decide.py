@@ -114,8 +114,6 @@ def decide(state: WorkflowState, trigger: Trigger, *, paused: bool = False) -> l
             _on_approval_deadline(decision, trigger.now)
         case Tick():
             _on_tick(decision, trigger.now)
-        case ResultReceived() if state.status is WorkflowStatus.PENDING_APPROVAL:
-            pass  # nothing is in flight while a workflow waits; a straggler changes nothing
         case DecisionReceived():
             _on_decision(decision, trigger)
         case ResumeRequested():
@@ -546,7 +544,9 @@ def _broke_cycle(decision: _Decision, agent: str, now: datetime) -> bool:
 
 def _backtrack(decision: _Decision, agent: str, now: datetime) -> None:
     state = decision.state
-    loop = [d.revision for d in state.drafts[-CYCLE_LENGTH:]]
+    # A writer's loop is its drafts and their critiques; a stuck compaction hides nothing (the
+    # manifest it keeps producing is replaced by the next one anyway).
+    loop = [d.revision for d in state.drafts[-CYCLE_LENGTH:]] if agent == "writer" else []
     dropped = [f"draft-{r}" for r in loop] + [f"critique-{r}" for r in loop]
     decision.emit(
         Backtracked(

@@ -104,11 +104,14 @@ def find_drift(workflow_id: str, records: Sequence[Recorded]) -> Drift | None:
     for batch in _decisions(records):
         events = [upcast(r.type, r.schema_version, r.data) for r in batch]
         now = _decided_at(batch[0].metadata, events, state) or previous_now
-        recorded_trigger = batch[0].metadata.get("trigger") or {}
-        kind = recorded_trigger.get("kind") if isinstance(recorded_trigger, Mapping) else None
-        paused = (
-            bool(recorded_trigger.get("paused")) if isinstance(recorded_trigger, Mapping) else False
-        )
+        recorded = batch[0].metadata.get("trigger")
+        recorded = recorded if isinstance(recorded, Mapping) else {}
+        kind, paused = recorded.get("kind"), bool(recorded.get("paused"))
+        if kind == "refused":
+            # A record the transport refused, noted where it aimed: not a decision to check.
+            for record, event in zip(batch, events, strict=True):
+                state.apply(event, record.version)
+            continue
         trigger = _trigger(workflow_id, state, events[0], now, kind)
         if trigger is None:
             return _drift(workflow_id, batch, events, [], "no trigger explains this decision")

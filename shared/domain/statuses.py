@@ -10,7 +10,21 @@ from enum import StrEnum
 
 from schemas.events import WorkflowCancelled, WorkflowCompleted, WorkflowFailed
 
-__all__ = ["ACCEPTS", "TERMINAL_EVENTS", "WorkflowStatus", "accepts", "status_after"]
+__all__ = [
+    "ACCEPTS",
+    "FLEET_STREAM",
+    "STATUS_NEUTRAL_EVENTS",
+    "TERMINAL_EVENTS",
+    "WorkflowStatus",
+    "accepts",
+    "status_after",
+]
+
+#: The stream of operator-wide switches (pause/resume scheduling): not a workflow.
+FLEET_STREAM = "agentlog-fleet"
+#: Events recorded in any status without changing it: the stream head alone cannot say the
+#: status when one of these is last (read the stream instead).
+STATUS_NEUTRAL_EVENTS = frozenset({"ApprovalRejected"})
 
 
 class WorkflowStatus(StrEnum):
@@ -61,7 +75,8 @@ TERMINAL_EVENTS: dict[str, WorkflowStatus] = {
 
 
 def status_after(last_event_type: str) -> WorkflowStatus:
-    """A workflow's status known only from its last event's type (no replay needed)."""
+    """A workflow's status known only from its last event's type (no replay needed); not
+    meaningful after a ``STATUS_NEUTRAL_EVENTS`` event."""
     if last_event_type == "ApprovalRequested":
         return WorkflowStatus.PENDING_APPROVAL
     return TERMINAL_EVENTS.get(last_event_type, WorkflowStatus.RUNNING)

@@ -18,6 +18,7 @@ from typing import Any
 from schemas.base import Message
 from schemas.events import WorkflowPolicy
 from schemas.messages import (
+    ApprovalDecision,
     CancelWorkflow,
     CritiqueResult,
     DraftResult,
@@ -248,12 +249,67 @@ async def forked(d: _Driver) -> list[str]:
     return [parent, child, grandchild]
 
 
+async def controls(d: _Driver) -> list[str]:
+    """Agent controls: a spent budget topped up, a gated delivery approved, a refused decision
+    noted, and a writer stuck in a loop that backtracks and is escalated, then retried."""
+    budget, loop = "wf-golden-budget", "wf-golden-loop"
+    costly = PROVENANCE.model_copy(update={"prompt_tokens": 500, "completion_tokens": 500})
+    await d.send(
+        GoalSubmitted(
+            workflow_id=budget,
+            goal="Explain budgets",
+            max_tokens=800,
+            approval_required=["deliver"],
+        )
+    )
+    await d.answer(budget, SearchResult, passages=_passages(2))
+    task = await d.task(budget)
+    await d.send(
+        DraftResult(
+            workflow_id=budget,
+            task_id=task["task_id"],
+            attempt=1,
+            provenance=costly,
+            draft="# R\n\nBudget [doc0.md#1].",
+            cited_source_ids=["doc0.md#1"],
+        ),
+        Principal("writer", Role.AGENT, "writer"),
+    )
+    await d.supervisor.record_refusal(budget, "golden-forged", "decision refused: unauthenticated")
+    await d.send(
+        ApprovalDecision(workflow_id=budget, decision="grant", add_tokens=10_000), OPERATOR
+    )
+    await d.answer(budget, CritiqueResult, verdict="approved", score=1.0)
+    await d.send(ApprovalDecision(workflow_id=budget, decision="grant", comment="ship"), OPERATOR)
+
+    await d.send(GoalSubmitted(workflow_id=loop, goal="Explain loops", max_revisions=10))
+    await d.answer(loop, SearchResult, passages=_passages(2))
+    for _ in range(12):
+        records = await d.store.read(loop)
+        if records[-1].type == "ApprovalRequested":
+            break
+        task = await d.task(loop)
+        if task["agent"] == "writer":
+            await d.answer(
+                loop,
+                DraftResult,
+                draft="# R\n\nSame [doc0.md#1].",
+                cited_source_ids=["doc0.md#1"],
+                revision=task["command"]["revision"],
+            )
+        else:
+            await d.answer(loop, CritiqueResult, verdict="revise", score=0.3, feedback=["longer"])
+    await d.send(ApprovalDecision(workflow_id=loop, decision="grant", option="retry"), OPERATOR)
+    return [budget, loop]
+
+
 SCENARIOS: dict[str, Callable[[_Driver], Awaitable[list[str]]]] = {
     "revise_and_compact": revise_and_compact,
     "retries_and_timeouts": retries_and_timeouts,
     "cancelled": cancelled,
     "rolled_back": rolled_back,
     "forked": forked,
+    "controls": controls,
 }
 
 

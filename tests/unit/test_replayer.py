@@ -54,7 +54,7 @@ def test_golden_histories_replay_without_drift(scenario: str) -> None:
         assert find_drift(workflow_id, lines) is None, workflow_id
 
 
-def test_the_golden_histories_cover_retries_timeouts_cancels_compaction_rollback_and_fork() -> None:
+def test_the_golden_histories_cover_every_kind_of_decision() -> None:
     """Between them, the golden files hold every kind of decision the replayer must rebuild."""
     types = {
         line.type
@@ -70,6 +70,12 @@ def test_the_golden_histories_cover_retries_timeouts_cancels_compaction_rollback
         "WorkflowRolledBack",
         "WorkflowForked",
         "WorkflowFailed",
+        "BudgetExhausted",
+        "ApprovalRejected",
+        "ApprovalGranted",
+        "CycleDetected",
+        "Backtracked",
+        "EscalatedToHuman",
     } <= types
 
 

@@ -11,7 +11,7 @@ import pytest
 from schemas.events import WorkflowPolicy
 from schemas.messages import GoalSubmitted, Passage, Provenance, SearchResult
 from schemas.topics import COMPLETIONS, GOALS, RESULTS, WORKFLOW_EVENTS, task_topic
-from services.supervisor.handler import Supervisor
+from services.supervisor.handler import FLEET_STREAM, Supervisor
 from services.supervisor.relay import OutboxRelay
 from shared.eventstore import InMemoryEventStore, RecordedEvent, StoreUnavailableError
 from shared.transport import Delivery, TransientError
@@ -187,7 +187,8 @@ class CountingStore(InMemoryEventStore):
 
 
 async def test_tick_visits_only_workflows_whose_deadline_passed() -> None:
-    """Ticks read nothing before a deadline; after it, the overdue task times out and retries."""
+    """Ticks read no workflow before its deadline (only the fleet stream's switches); after it,
+    the overdue task times out and retries."""
     store = CountingStore()
     clock = MovableClock()
     supervisor = Supervisor(store, clock, WorkflowPolicy(task_timeout_s=10))
@@ -198,7 +199,7 @@ async def test_tick_visits_only_workflows_whose_deadline_passed() -> None:
 
     clock.current = NOW + timedelta(seconds=5)
     await supervisor.tick()
-    assert store.reads == []
+    assert store.reads == [FLEET_STREAM]
 
     clock.current = NOW + timedelta(seconds=11)
     await supervisor.tick()
@@ -236,3 +237,33 @@ async def test_relay_stops_publishing_when_its_lease_is_lost() -> None:
         await asyncio.wait_for(relay.run(asyncio.Event()), 5)
         assert bus.records(WORKFLOW_EVENTS) == []
     assert lease.terms == 2
+
+
+async def test_a_pause_recorded_by_one_supervisor_is_honoured_and_lifted_by_another() -> None:
+    """Supervisors share the fleet stream: one records pause; another holds its own
+    workflow's next step on its next tick, and schedules it once a resume is recorded."""
+    from schemas.messages import PauseScheduling, SearchResult
+
+    store = InMemoryEventStore()
+    recorder = Supervisor(store, FixedClock(), WorkflowPolicy())
+    worker = Supervisor(store, FixedClock(), WorkflowPolicy())
+    await worker.handle(_delivery(GoalSubmitted(workflow_id="wf-p", goal="explain replay"), "g"))
+    await recorder.handle(_delivery(PauseScheduling(paused=True, reason="outage"), "pause"))
+    await worker.tick()
+    assert worker.paused
+    task_id = (await store.read("wf-p"))[-1].data["task_id"]
+    result = SearchResult(
+        workflow_id="wf-p",
+        task_id=task_id,
+        attempt=1,
+        provenance=Provenance(provider="p", model="m", strategy_version="1"),
+        passages=[Passage(source_id="doc#1", text="replay folds events")],
+    )
+    await worker.handle(_delivery(result, "r", RESULTS))
+    assert [r.type for r in await store.read("wf-p")][-1] == "PassagesRetrieved"
+    await recorder.handle(_delivery(PauseScheduling(paused=False), "resume"))
+    await worker.tick()
+    assert not worker.paused
+    records = await store.read("wf-p")
+    assert records[-1].type == "TaskScheduled"
+    assert records[-1].data["agent"] == "writer"
