@@ -14,8 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from typing import NamedTuple
 
-__all__ = ["CYCLE_LENGTH", "WATCHED_AGENTS", "fingerprint", "input_fingerprint", "is_cycle"]
+__all__ = [
+    "CYCLE_LENGTH",
+    "WATCHED_AGENTS",
+    "Step",
+    "find_cycle",
+    "fingerprint",
+    "input_fingerprint",
+]
 
 CYCLE_LENGTH = 3
 WATCHED_AGENTS = frozenset({"writer", "summarizer"})
@@ -46,6 +54,24 @@ def input_fingerprint(command: Mapping[str, object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def is_cycle(recent: list[tuple[str, str]]) -> bool:
-    """Whether the newest ``CYCLE_LENGTH`` steps are the same (input, output) pair."""
-    return len(recent) >= CYCLE_LENGTH and len(set(recent[-CYCLE_LENGTH:])) == 1
+class Step(NamedTuple):
+    """One step of an agent: the command it was given and what it answered."""
+
+    command: Mapping[str, object]
+    output: Mapping[str, object]
+
+
+def find_cycle(recent: list[Step]) -> tuple[str, str] | None:
+    """The (input, output) fingerprints when the newest ``CYCLE_LENGTH`` steps are one and the
+    same pair; None otherwise. Outputs are compared first: they differ far more often, and
+    hashing a command with all its passages is the expensive part."""
+    if len(recent) < CYCLE_LENGTH:
+        return None
+    last = recent[-CYCLE_LENGTH:]
+    outputs = {fingerprint(step.output) for step in last}
+    if len(outputs) != 1:
+        return None
+    inputs = {input_fingerprint(step.command) for step in last}
+    if len(inputs) != 1:
+        return None
+    return inputs.pop(), outputs.pop()

@@ -49,7 +49,7 @@ from schemas.messages import (
 )
 from shared.agents.draft import cited_sources
 from shared.domain.budget import effective_budget, exhausted_limit, ledger_at, policy_for
-from shared.domain.cycles import CYCLE_LENGTH, is_cycle
+from shared.domain.cycles import CYCLE_LENGTH, find_cycle
 from shared.domain.scheduling import (
     reissue,
     reschedule,
@@ -514,10 +514,10 @@ def _on_approval_deadline(decision: _Decision, now: datetime) -> None:
 def _broke_cycle(decision: _Decision, agent: str, now: datetime) -> bool:
     """After an agent's step: on a detected cycle, backtrack (first time) or escalate."""
     state = decision.state
-    recent = state.recent_steps.get(agent, [])
-    if not is_cycle(recent):
+    found = find_cycle(state.recent_steps.get(agent, []))
+    if found is None:
         return False
-    inputs, output = recent[-1]
+    inputs, output = found
     decision.emit(
         CycleDetected(
             agent=agent,  # type: ignore[arg-type]  # a watched agent name

@@ -38,7 +38,7 @@ from schemas.events import (
 )
 from schemas.messages import AgentName, MemoryItem, Passage
 from shared.domain.control_state import fold_control
-from shared.domain.cycles import CYCLE_LENGTH, WATCHED_AGENTS, fingerprint, input_fingerprint
+from shared.domain.cycles import CYCLE_LENGTH, WATCHED_AGENTS, Step
 from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus, status_after
 
 MemoryKind = Literal["goal", "passage", "draft", "critique", "manifest"]
@@ -144,8 +144,9 @@ class WorkflowState:
     pending: ApprovalRequested | None = None
     #: Step kinds a human approved, each good for the next step of that kind.
     approved_steps: set[str] = field(default_factory=set)
-    #: Per agent, its recent (input, output) fingerprints, newest last.
-    recent_steps: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    #: Per agent, its recent steps (the command it was given, what it answered), newest last;
+    #: fingerprinted only when a cycle is checked, so folding a long history stays cheap.
+    recent_steps: dict[str, list[Step]] = field(default_factory=dict)
     cycles: dict[str, int] = field(default_factory=dict)
     strategies: dict[str, int] = field(default_factory=dict)
     #: Memory refs (``draft-3``, ``critique-3``) a backtrack dropped from what agents see.
@@ -276,7 +277,7 @@ class WorkflowState:
         task = self.tasks.get(task_id)
         if task is None or task.agent not in WATCHED_AGENTS:
             return
-        pair = (input_fingerprint(task.command), fingerprint(output))
+        pair = Step(task.command, output)
         self.recent_steps[task.agent] = [*self.recent_steps.get(task.agent, []), pair][
             -CYCLE_LENGTH:
         ]
