@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     kafka_bootstrap: str | None = None
     state_dir: Path = Field(default_factory=lambda: find_state_dir() or Path.cwd() / STATE_DIR_NAME)
+    # The broker `agentlog stack up` starts: Tansu (in memory) or Apache Kafka (needs Java 17+).
+    stack_broker: Literal["tansu", "kafka"] = "tansu"
     kafka: KafkaTuning = Field(default_factory=KafkaTuning)
     topic_partitions: int = 4
     # The largest record agentlog produces or accepts (key + value + headers). A bigger one is

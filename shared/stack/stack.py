@@ -1,5 +1,8 @@
 """``EmbeddedStack``: one embedded Postgres and one broker per state dir, as daemons.
 
+The broker is Tansu (in memory, the default) or Apache Kafka (on disk, needs Java): the one
+asked for, else the one ``stack.json`` records as running, else Tansu.
+
 The daemons outlive the process that starts them (``agentlog stack up`` returns at once);
 ``stack.json`` in the state dir records where they listen, for ``status``, ``down`` and
 ``shared.settings``. ``up`` is idempotent and repairs: a healthy component is left alone, a dead
@@ -14,15 +17,18 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from shared.auth import ensure_development_keys
 from shared.runtime.registry import StoppedService, stop_services
 from shared.stack.broker import EmbeddedBroker
+from shared.stack.errors import StackError
+from shared.stack.kafka import EmbeddedKafka
 from shared.stack.postgres import EmbeddedPostgres
-from shared.stack.process import find_free_port, port_accepting, process_alive, wait_until
+from shared.stack.process import find_free_port, process_alive, wait_until
 from shared.stack.state import (
     STATE_FILE_NAME,
+    BrokerKind,
     ProcessRecord,
     StackState,
     database_url,
@@ -44,6 +50,31 @@ __all__ = [
 # A live process that does not answer within these is hung, and gets restarted.
 _POSTGRES_READY_TIMEOUT_S = 10.0
 _BROKER_READY_TIMEOUT_S = 2.0
+
+
+class _Broker(Protocol):
+    """What the stack needs of a broker daemon (Tansu's and Kafka's adapters)."""
+
+    @property
+    def name(self) -> str:
+        """What runs, for people."""
+        ...
+
+    def prepare(self) -> None:
+        """Check (and fetch) what it needs to start, before anything is started."""
+        ...
+
+    def start(self, port: int) -> ProcessRecord:
+        """Start on ``port``; returns once it serves clients."""
+        ...
+
+    def is_ready(self, record: ProcessRecord) -> bool:
+        """Whether the recorded process is alive and serving."""
+        ...
+
+    def stop(self, record: ProcessRecord) -> None:
+        """Stop the recorded process, if it still runs."""
+        ...
 
 
 class Outcome(StrEnum):
@@ -71,11 +102,13 @@ class StackInfo:
     kafka_bootstrap: str
     postgres: ComponentInfo
     broker: ComponentInfo
+    broker_kind: BrokerKind = BrokerKind.TANSU
 
     @property
     def broker_data_lost(self) -> bool:
-        """True when a recorded broker had died: its in-memory topics and offsets are gone."""
-        return self.broker.outcome is Outcome.RESTARTED
+        """True when a recorded Tansu had died: its in-memory topics and offsets are gone
+        (Kafka keeps them on disk)."""
+        return self.broker.outcome is Outcome.RESTARTED and self.broker_kind is BrokerKind.TANSU
 
 
 @dataclass(frozen=True)
@@ -96,6 +129,7 @@ class StackStatus:
     broker: ComponentStatus
     database_url: str | None
     kafka_bootstrap: str | None
+    broker_kind: BrokerKind | None = None
 
     @property
     def running(self) -> bool:
@@ -111,13 +145,23 @@ class EmbeddedStack:
     """Start, inspect and stop the embedded stack whose data lives in ``state_dir``."""
 
     def __init__(
-        self, state_dir: Path, *, database: str = "agentlog", broker_binary: str | None = None
+        self,
+        state_dir: Path,
+        *,
+        database: str = "agentlog",
+        broker_binary: str | None = None,
+        broker: BrokerKind | str | None = None,
     ) -> None:
+        """``broker``: the broker ``up`` starts; ``None`` keeps the running one (else Tansu)."""
         self.state_dir = Path(state_dir).absolute()
         self._state_file = self.state_dir / STATE_FILE_NAME
         self._database = database
         self._postgres = EmbeddedPostgres(self.state_dir, database)
-        self._broker = EmbeddedBroker(self.state_dir, broker_binary)
+        self._requested = BrokerKind(broker) if broker is not None else None
+        self._brokers: dict[BrokerKind, _Broker] = {
+            BrokerKind.TANSU: EmbeddedBroker(self.state_dir, broker_binary),
+            BrokerKind.KAFKA: EmbeddedKafka(self.state_dir),
+        }
 
     def up(self) -> StackInfo:
         """Make both components healthy, starting or restarting what is not; idempotent."""
@@ -127,15 +171,20 @@ class EmbeddedStack:
             # (kept across restarts: running services hold them).
             ensure_development_keys(self.state_dir / "keys")
             previous = read_state(self._state_file)
+            kind = self._broker_kind(previous)
+            self._brokers[kind].prepare()
             postgres, pg_outcome = self._ensure_postgres(previous)
-            broker, broker_outcome = self._ensure_broker(previous)
-            state = StackState(postgres=postgres, broker=broker, database=self._database)
+            broker, broker_outcome = self._ensure_broker(previous, kind)
+            state = StackState(
+                postgres=postgres, broker=broker, database=self._database, broker_kind=kind
+            )
             write_state(self._state_file, state)
         return StackInfo(
             database_url=state.database_url,
             kafka_bootstrap=state.kafka_bootstrap,
             postgres=ComponentInfo(postgres.pid, postgres.port, pg_outcome),
             broker=ComponentInfo(broker.pid, broker.port, broker_outcome),
+            broker_kind=kind,
         )
 
     def status(self) -> StackStatus:
@@ -148,12 +197,17 @@ class EmbeddedStack:
             pg_status = ComponentStatus(True, postgres.pid, postgres.port, "accepting connections")
         else:
             pg_status = ComponentStatus(False, postgres.pid, postgres.port, "not accepting")
-        broker_status = _broker_status(state.broker if state else None)
+        broker_status = (
+            _broker_status(self._brokers[state.broker_kind], state.broker)
+            if state
+            else ComponentStatus(False, None, None, "not running")
+        )
         return StackStatus(
             postgres=pg_status,
             broker=broker_status,
             database_url=database_url(postgres.port, self._database) if postgres else None,
             kafka_bootstrap=kafka_bootstrap(state.broker.port) if state else None,
+            broker_kind=state.broker_kind if state else None,
         )
 
     def down(self) -> list[StoppedService]:
@@ -166,7 +220,7 @@ class EmbeddedStack:
             stopped = stop_services(self.state_dir)
             state = read_state(self._state_file)
             if state is not None:
-                self._broker.stop(state.broker)
+                self._brokers[state.broker_kind].stop(state.broker)
             self._postgres.stop()
             remove_state(self._state_file)
         return stopped
@@ -182,13 +236,29 @@ class EmbeddedStack:
         record = self._postgres.start(port)
         return record, Outcome.RESTARTED if previous else Outcome.STARTED
 
-    def _ensure_broker(self, previous: StackState | None) -> tuple[ProcessRecord, Outcome]:
-        recorded = previous.broker if previous else None
+    def _broker_kind(self, previous: StackState | None) -> BrokerKind:
+        if previous is None:
+            return self._requested or BrokerKind.TANSU
+        if self._requested is None or self._requested is previous.broker_kind:
+            return previous.broker_kind
+        # Switching under running services would strand them on a broker that is gone.
+        if process_alive(previous.broker.pid, previous.broker.started_at):
+            raise StackError(
+                f"a {previous.broker_kind} broker is running in {self.state_dir}: stop the stack"
+                f" (`agentlog stack down`) before starting it with {self._requested}"
+            )
+        return self._requested
+
+    def _ensure_broker(
+        self, previous: StackState | None, kind: BrokerKind
+    ) -> tuple[ProcessRecord, Outcome]:
+        broker = self._brokers[kind]
+        recorded = previous.broker if previous and previous.broker_kind is kind else None
         if recorded is not None and process_alive(recorded.pid, recorded.started_at):
-            if wait_until(lambda: port_accepting(recorded.port), _BROKER_READY_TIMEOUT_S):
+            if wait_until(lambda: broker.is_ready(recorded), _BROKER_READY_TIMEOUT_S):
                 return recorded, Outcome.ALREADY_RUNNING
-            self._broker.stop(recorded)
-        record = self._broker.start(find_free_port(recorded.port if recorded else None))
+            broker.stop(recorded)
+        record = broker.start(find_free_port(recorded.port if recorded else None))
         return record, Outcome.RESTARTED if recorded else Outcome.STARTED
 
     def _make_state_dir(self) -> None:
@@ -209,11 +279,9 @@ class EmbeddedStack:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _broker_status(record: ProcessRecord | None) -> ComponentStatus:
-    if record is None:
-        return ComponentStatus(False, None, None, "not running")
+def _broker_status(broker: _Broker, record: ProcessRecord) -> ComponentStatus:
     if not process_alive(record.pid, record.started_at):
         return ComponentStatus(False, record.pid, record.port, "not running (process gone)")
-    if not port_accepting(record.port):
-        return ComponentStatus(False, record.pid, record.port, "not accepting")
-    return ComponentStatus(True, record.pid, record.port, "accepting connections")
+    if not broker.is_ready(record):
+        return ComponentStatus(False, record.pid, record.port, f"{broker.name}, not accepting")
+    return ComponentStatus(True, record.pid, record.port, f"{broker.name}, accepting connections")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "STATE_FILE_NAME",
+    "BrokerKind",
     "ProcessRecord",
     "StackState",
     "database_url",
@@ -25,6 +27,13 @@ __all__ = [
 
 STATE_FILE_NAME = "stack.json"
 LOOPBACK = "127.0.0.1"
+
+
+class BrokerKind(StrEnum):
+    """Which Kafka-protocol broker the stack runs."""
+
+    TANSU = "tansu"  # in memory, starts in milliseconds; the default
+    KAFKA = "kafka"  # Apache Kafka on the JVM; keeps its data across restarts
 
 
 def database_url(port: int, database: str) -> str:
@@ -73,6 +82,7 @@ class StackState:
     postgres: ProcessRecord
     broker: ProcessRecord
     database: str = "agentlog"
+    broker_kind: BrokerKind = BrokerKind.TANSU
 
     @property
     def database_url(self) -> str:
@@ -92,6 +102,7 @@ class StackState:
             "database": self.database,
             "postgres": self.postgres.to_json(),
             "broker": self.broker.to_json(),
+            "broker_kind": str(self.broker_kind),
         }
 
     @classmethod
@@ -102,10 +113,15 @@ class StackState:
         database = raw.get("database", "agentlog")
         if not isinstance(database, str):
             raise ValueError(f"database must be a string: {database!r}")
+        # Files written before there was a choice have no broker_kind: they ran Tansu.
+        kind = raw.get("broker_kind", BrokerKind.TANSU)
+        if not isinstance(kind, str) or kind not in list(BrokerKind):
+            raise ValueError(f"broker_kind must be one of {', '.join(BrokerKind)}: {kind!r}")
         return cls(
             postgres=ProcessRecord.from_json(raw.get("postgres")),
             broker=ProcessRecord.from_json(raw.get("broker")),
             database=database,
+            broker_kind=BrokerKind(kind),
         )
 
 
