@@ -23,7 +23,9 @@ from shared.eventstore import EventStore, RecordedEvent
 from shared.runtime.codec import decode_history
 from shared.transport import Bus
 
-__all__ = ["OutboxRelay"]
+__all__ = ["EVENT_TYPE_HEADER", "OutboxRelay"]
+
+EVENT_TYPE_HEADER = "agentlog-event-type"
 
 _log = logging.getLogger(__name__)
 
@@ -140,6 +142,9 @@ class OutboxRelay:
             key=workflow_id,
             ce_id=f"{record.event_id}:audit",
             subject=workflow_id,
+            # Lets a follower that needs few event types skip the rest unread (it is only a
+            # hint: what it does pick is still verified and read from the signed payload).
+            headers={EVENT_TYPE_HEADER: record.type.encode()},
         )
         if record.type == TaskScheduled.event_type():
             scheduled = TaskScheduled.model_validate(record.data, strict=False)

@@ -44,6 +44,7 @@ from shared.llm.port import ModelError
 from shared.runtime.clock import Clock
 from shared.runtime.redaction import redact
 from shared.transport import Bus, Delivery, Subscription, TransientError
+from shared.transport.port import RawRecordLike
 
 __all__ = ["STOPPING_EVENTS", "Perform", "TaskWorker", "result_id", "scheduled_version"]
 
@@ -120,6 +121,7 @@ class TaskWorker:
             group=f"agentlog.{self.agent}.watch.{self.instance}",
             handler=self.watch,
             service=self.agent,
+            wants=_may_stop,
         )
 
     def in_flight(self) -> dict[str, int]:
@@ -230,3 +232,16 @@ class _Abandoned(Exception):
 
 def _no_provenance() -> Provenance:
     return Provenance(provider="none", model="none", strategy_version="failure")
+
+
+#: The audit feed's hint header (set by the supervisor's relay) naming the event type.
+_EVENT_TYPE_HEADER = "agentlog-event-type"
+_STOPPING_HINTS = frozenset(name.encode() for name in STOPPING_EVENTS)
+
+
+def _may_stop(record: RawRecordLike) -> bool:
+    """Whether an audit record may be a stopping event: most are not, and skipping them unread
+    spares every worker a decode and a signature check per recorded event. Records without the
+    hint (older relays) are read."""
+    hint = dict(record.headers).get(_EVENT_TYPE_HEADER)
+    return hint is None or hint in _STOPPING_HINTS

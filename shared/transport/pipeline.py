@@ -96,6 +96,8 @@ async def process_record(
     ``on_wait`` hears why the partition is waiting (a dependency down), then ``None`` when it
     moves again, so a stuck partition is visible in the service's health.
     """
+    if subscription.wants is not None and not subscription.wants(record):
+        return True  # not this consumer's business: skip it without decoding or verifying
     with process_span(record, group=subscription.group) as span:
         refused = _refusal(record, subscription, max_record_bytes)
         if isinstance(refused, _Refusal):

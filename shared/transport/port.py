@@ -16,6 +16,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from schemas.base import Message
 from shared.auth import Authenticator, Principal
@@ -80,6 +81,13 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
+class RawRecordLike(Protocol):
+    """What ``Subscription.wants`` may look at: a record's headers, before any decoding."""
+
+    @property
+    def headers(self) -> tuple[tuple[str, bytes], ...]: ...
+
+
 @dataclass(frozen=True)
 class Subscription:
     """What a consumer group reads and who handles it."""
@@ -90,6 +98,9 @@ class Subscription:
     service: str
     #: Verifies signatures and who may send what; None accepts any record (audit readers).
     authenticator: Authenticator | None = None
+    #: Looks at a record before anything else (no decoding, no signature check); False skips
+    #: it (committed, not handled). For a consumer that needs few of a topic's records.
+    wants: Callable[[RawRecordLike], bool] | None = None
     #: Told about every record refused before the handler (after its dead letter is written):
     #: ``(key, ce_id, reason)``. Lets a consumer also record a refused attempt where it aimed.
     on_refused: Callable[[str | None, str | None, str], Awaitable[None]] | None = None

@@ -400,6 +400,32 @@ class TransportContract:
         assert "database unavailable" in info["reason"]
         assert cleared == {}
 
+    async def test_records_the_subscription_does_not_want_are_skipped_unread(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """A ``wants`` filter skips records by their headers, before decoding: even a malformed
+        one is skipped, not dead-lettered; the wanted record behind them is handled."""
+        seen = Collector()
+
+        def wants(record: Any) -> bool:
+            return dict(record.headers).get("x-kind") == b"wanted"
+
+        async with harness.make_bus("consumer", [topic]) as bus:
+            await bus.publish(topic, goal("skip me", "wf-f"), key="wf-f", ce_id="skipped")
+            await harness.inject_raw(topic, b"wf-f", b"\xffnot json", ce_headers())
+            for ce_id in ("wanted", "wanted-too"):
+                await bus.publish(
+                    topic,
+                    goal("handle me", "wf-f"),
+                    key="wf-f",
+                    ce_id=ce_id,
+                    headers={"x-kind": b"wanted"},
+                )
+            await bus.subscribe(Subscription([topic], group, seen, "contract", wants=wants))
+            # Same key, same partition, in order: skipped records would have come first.
+            delivered = await seen.wait_count(2)
+        assert [d.ce_id for d in delivered] == ["wanted", "wanted-too"]
+
     # --- tracing -------------------------------------------------------------------
 
     async def test_trace_context_flows_from_producer_to_handler(
