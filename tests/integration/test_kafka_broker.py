@@ -197,7 +197,6 @@ async def _what_survived(bootstrap: str, topic: str, group: str) -> tuple[int, l
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])
-        groups = await _group_ids(admin)
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(
@@ -218,7 +217,24 @@ async def _what_survived(bootstrap: str, topic: str, group: str) -> tuple[int, l
                 values.extend(r.value.decode() for r in batch)
     finally:
         await consumer.stop()
-    return len(described["partitions"]), values, group in groups
+    return len(described["partitions"]), values, await _group_listed(bootstrap, group)
+
+
+async def _group_listed(bootstrap: str, group: str) -> bool:
+    """Whether the broker lists the group; polled, since right after a restart the coordinator
+    lists groups only once it has loaded the offsets topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if group in await _group_ids(admin):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 async def _group_ids(admin: AIOKafkaAdminClient) -> set[str]:
