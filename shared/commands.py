@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from uuid import uuid4
 
 from schemas.messages import (
@@ -23,7 +24,7 @@ from schemas.messages import (
 )
 from schemas.topics import COMPLETIONS, CONTROL, GOALS
 from shared.agents.constraints import constraint_problem
-from shared.domain import TERMINAL_EVENTS, WorkflowState, completion_for
+from shared.domain import TERMINAL_EVENTS, GoalReceived, WorkflowState, admit, completion_for
 from shared.domain.admission import target_problem
 from shared.eventstore import EventStore, RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
@@ -107,17 +108,15 @@ async def publish_fork(settings: Settings, fork: ForkWorkflow) -> str:
 
 
 async def check_goal(store: EventStore, goal: GoalSubmitted) -> None:
-    """RefusedError when the workflow id is taken by a different goal (the supervisor would
-    dead-letter it as a conflict); the identical goal again is accepted, idempotently."""
+    """RefusedError when the supervisor would refuse the goal as a conflict (its id taken by a
+    different goal); the identical goal again is accepted, idempotently. The rule is the
+    domain's own admission, not a copy of it."""
     state = await read_state(store, goal.workflow_id)
-    if state.version == 0:
-        return
-    same = goal.goal == state.goal and list(goal.constraints) == state.constraints
-    if not same:
-        raise RefusedError(
-            f"workflow {goal.workflow_id} already exists with another goal or constraints; "
-            "choose another --workflow-id"
-        )
+    refusal = admit(
+        state, GoalReceived(goal, state.policy, datetime.now(UTC)), principal_agent=None
+    )
+    if refusal is not None and refusal.reason == "conflict":
+        raise RefusedError(f"{refusal.detail} (--workflow-id)")
 
 
 async def check_cancel(store: EventStore, workflow_id: str) -> WorkflowState:
