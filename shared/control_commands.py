@@ -8,13 +8,21 @@ own keys may sign them too); the identity the supervisor records is the verified
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import uuid4
 
+from schemas.events import ApprovalRejected
 from schemas.messages import ApprovalDecision, PauseScheduling
 from schemas.topics import APPROVALS, CONTROL
 from shared.commands import RefusedError
-from shared.domain import FLEET_STREAM, STATUS_NEUTRAL_EVENTS, WorkflowStatus, status_after
+from shared.domain import (
+    FLEET_STREAM,
+    STATUS_NEUTRAL_EVENTS,
+    DecisionReceived,
+    WorkflowStatus,
+    decide,
+    status_after,
+)
 from shared.eventstore import EventStore
 from shared.readside.queries import read_state
 from shared.runtime.wiring import kafka_bus
@@ -78,21 +86,18 @@ async def pending_approvals(store: EventStore, limit: int = 1000) -> list[Pendin
 
 
 async def check_decision(store: EventStore, decision: ApprovalDecision) -> str:
-    """The request a decision answers; RefusedError when the workflow waits for none (or for
-    another kind of answer), so a mistake is one clear line, not a rejected attempt."""
+    """The request a decision answers; RefusedError with the domain's own reason when the
+    supervisor would record it as rejected (nothing waits, another request, an option not
+    offered, past the deadline), so a mistake is one clear line, not a rejected attempt."""
     state = await read_state(store, decision.workflow_id)
     if state.version == 0:
         raise RefusedError(f"no workflow {decision.workflow_id!r}")
-    pending = state.pending
-    if state.status is not WorkflowStatus.PENDING_APPROVAL or pending is None:
-        raise RefusedError(
-            f"workflow {decision.workflow_id} is {state.status.value}: nothing waits for approval"
-        )
-    if decision.option is not None and decision.option not in pending.options:
-        raise RefusedError(
-            f"{pending.request_id} offers {', '.join(pending.options)}, not {decision.option!r}"
-        )
-    return pending.request_id
+    outcome = decide(state, DecisionReceived(decision, datetime.now(UTC), "operator"))
+    rejected = next((e for e in outcome if isinstance(e, ApprovalRejected)), None)
+    if rejected is not None:
+        raise RefusedError(f"workflow {decision.workflow_id}: {rejected.reason}")
+    assert state.pending is not None  # accepted, so something waits
+    return state.pending.request_id
 
 
 async def publish_decision(settings: Settings, decision: ApprovalDecision) -> str:

@@ -425,7 +425,7 @@ def _on_decision(decision: _Decision, trigger: DecisionReceived) -> None:
             ApprovalRejected(
                 request_id=answer.request_id,
                 approver=approver,
-                reason="the workflow is not waiting for a decision",
+                reason=f"nothing waits for a decision: the workflow is {state.status.value}",
             )
         )
         return
