@@ -95,6 +95,8 @@ class KafkaBus(Bus):
         #: "topic[partition]" → why it cannot move, and since when (monotonic seconds).
         self._stuck: dict[str, tuple[str, float]] = {}
         self._stuck_logged: dict[str, float] = {}
+        #: (group, topic-partition) → the next offset to handle there, for ``consumer_lag``.
+        self._next_offsets: dict[tuple[str, TopicPartition], int] = {}
 
     async def start(self) -> None:
         """Create missing topics and their DLQs, then connect the producer."""
@@ -166,6 +168,20 @@ class KafkaBus(Bus):
                 for where, (reason, since) in self._stuck.items()
             },
         }
+
+    def consumer_lag(self) -> dict[tuple[str, str, int], int]:
+        """Records each group has yet to handle, by (group, topic, partition): the highwater of
+        the consumer's last fetch minus the next offset to handle. A partition this process
+        has handled nothing from yet is left out (its position here is not known)."""
+        lag: dict[tuple[str, str, int], int] = {}
+        for consumer in self._consumers:
+            group = consumer.subscription.group
+            for tp in consumer.client.assignment():
+                highwater = consumer.client.highwater(tp)
+                next_offset = self._next_offsets.get((group, tp))
+                if highwater is not None and next_offset is not None:
+                    lag[(group, tp.topic, tp.partition)] = max(0, highwater - next_offset)
+        return lag
 
     def _report_stuck(self, where: str, reason: str | None) -> None:
         if reason is None:
@@ -267,6 +283,9 @@ class KafkaBus(Bus):
     async def _drain(
         self, consumer: _Consumer, tp: TopicPartition, records: list[ConsumerRecord]
     ) -> None:
+        group = consumer.subscription.group
+        if records:
+            self._next_offsets[(group, tp)] = records[0].offset
         for record in records:
             if self._stopping.is_set():
                 return
@@ -291,6 +310,7 @@ class KafkaBus(Bus):
             )
             if not done:
                 return
+            self._next_offsets[(group, tp)] = record.offset + 1
             await self._commit(consumer, tp, record.offset + 1)
 
     async def _commit(self, consumer: _Consumer, tp: TopicPartition, offset: int) -> None:

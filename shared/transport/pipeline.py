@@ -17,6 +17,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from schemas.base import Message
 from shared.auth import SIGNATURE_HEADER, AuthenticationError, AuthorizationError, Signer
+from shared.runtime.log_context import workflow_context
 from shared.transport.dlq import DeadLetter, DeadLetterReason, RetryPolicy, dead_letter_for
 from shared.transport.envelope import Envelope, EnvelopeError, RawRecord, decode_envelope
 from shared.transport.envelope import encode_envelope as _encode
@@ -98,7 +99,8 @@ async def process_record(
     """
     if subscription.wants is not None and not subscription.wants(record):
         return True  # not this consumer's business: skip it without decoding or verifying
-    with process_span(record, group=subscription.group) as span:
+    # Everything logged about this record, by the handler or here, names its workflow (the key).
+    with workflow_context(record.key), process_span(record, group=subscription.group) as span:
         refused = _refusal(record, subscription, max_record_bytes)
         if isinstance(refused, _Refusal):
             span.set_status(Status(StatusCode.ERROR, refused.reason.value))
@@ -109,7 +111,7 @@ async def process_record(
                 service=subscription.service,
                 max_record_bytes=max_record_bytes,
             )
-            written = await _send_dead_letter(dead_letter, letter, refused.detail)
+            written = await _send_dead_letter(dead_letter, letter, refused.detail, subscription)
             if written and subscription.on_refused is not None:
                 await _tell_refused(subscription, record, refused)
             return written
@@ -131,7 +133,7 @@ async def process_record(
                         service=subscription.service,
                         max_record_bytes=max_record_bytes,
                     )
-                    return await _send_dead_letter(dead_letter, letter, exc.detail)
+                    return await _send_dead_letter(dead_letter, letter, exc.detail, subscription)
                 except TransientError as exc:
                     # A dependency is down, the record is fine: wait and retry it, never
                     # dead-letter it (a goal or a cancel must not be lost to a database blip).
@@ -183,7 +185,7 @@ async def process_record(
             service=subscription.service,
             max_record_bytes=max_record_bytes,
         )
-        return await _send_dead_letter(dead_letter, letter, detail)
+        return await _send_dead_letter(dead_letter, letter, detail, subscription)
 
 
 async def _tell_refused(subscription: Subscription, record: RawRecord, refused: _Refusal) -> None:
@@ -241,7 +243,9 @@ def _refusal(
     return replace(delivery, principal=principal)
 
 
-async def _send_dead_letter(sink: DeadLetterSink, letter: DeadLetter, detail: str) -> bool:
+async def _send_dead_letter(
+    sink: DeadLetterSink, letter: DeadLetter, detail: str, subscription: Subscription
+) -> bool:
     record = letter.origin
     written = await sink(letter)
     if not written:
@@ -268,6 +272,11 @@ async def _send_dead_letter(sink: DeadLetterSink, letter: DeadLetter, detail: st
             "dlq_reason": letter.reason.value,
         },
     )
+    if subscription.on_dead_letter is not None:
+        try:
+            subscription.on_dead_letter(record.topic, letter.reason.value)
+        except Exception:  # an observer (metrics) must never hold up the partition
+            log.exception("dead-letter observer failed")
     return True
 
 

@@ -104,6 +104,9 @@ class Subscription:
     #: Told about every record refused before the handler (after its dead letter is written):
     #: ``(key, ce_id, reason)``. Lets a consumer also record a refused attempt where it aimed.
     on_refused: Callable[[str | None, str | None, str], Awaitable[None]] | None = None
+    #: Told about every record of this subscription written to a dead-letter topic:
+    #: ``(origin topic, dlq_reason)``. How an interceptor counts dead letters (metrics).
+    on_dead_letter: Callable[[str, str], None] | None = None
 
 
 class Bus(AsyncResource):
