@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.auth.settings import AuthSettings
@@ -104,7 +104,18 @@ class Settings(BaseSettings):
     approval_steps: list[str] = Field(default_factory=list)
     approval_timeout_s: float = 3600.0
     service_name: str = "agentlog"
-    otel_exporter: str = "none"  # none | console | otlp
+    # Where spans go: a comma-separated list of none | console | otlp | file (off by default).
+    # otlp sends to OTEL_EXPORTER_OTLP_ENDPOINT; file writes <state_dir>/traces/<service>.jsonl.
+    otel_exporter: str = "none"
+
+    @field_validator("otel_exporter")
+    @classmethod
+    def _known_exporters(cls, value: str) -> str:
+        names = {name.strip().lower() for name in value.split(",") if name.strip()}
+        unknown = sorted(names - {"none", "console", "otlp", "file"})
+        if unknown:
+            raise ValueError(f"unknown trace exporter(s) {unknown}: use none, console, otlp, file")
+        return value
 
     def require_database_url(self) -> str:
         """The Postgres DSN, from the environment or the embedded stack's state file."""

@@ -14,6 +14,8 @@ import logging
 import re
 import zlib
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 
 from schemas.controls import Budget
@@ -63,7 +65,7 @@ from shared.runtime.clock import Clock
 from shared.runtime.codec import decode_history, encode_events
 from shared.transport import Delivery, RejectedError, TransientError
 
-__all__ = ["CONSUMER", "FLEET_STREAM", "Supervisor"]
+__all__ = ["CONSUMER", "FLEET_STREAM", "DecisionScope", "Supervisor"]
 
 _log = logging.getLogger(__name__)
 
@@ -74,6 +76,14 @@ _MAX_CONFLICT_RETRIES = 20
 #: Workflows whose state stays cached; the least recently used are folded again when needed.
 _CACHE_SIZE = 2_000
 _LOCK_STRIPES = 256
+
+#: Runs around each decision (state, decide, append): how the composition root adds a span.
+DecisionScope = Callable[[str, Trigger], AbstractAsyncContextManager[None]]
+
+
+@asynccontextmanager
+async def _unscoped(workflow_id: str, trigger: Trigger) -> AsyncIterator[None]:
+    yield
 
 
 class Supervisor:
@@ -87,8 +97,10 @@ class Supervisor:
         *,
         cache_size: int = _CACHE_SIZE,
         ceiling: Budget | None = None,
+        decision_scope: DecisionScope = _unscoped,
     ) -> None:
         self._store = store
+        self._decision_scope = decision_scope
         self._clock = clock
         self._defaults = defaults
         self._ceiling = ceiling or Budget()
@@ -272,7 +284,7 @@ class Supervisor:
 
         Raises ``RejectedError`` (nothing recorded) when the domain refuses the message.
         """
-        async with self._lock(workflow_id):
+        async with self._lock(workflow_id), self._decision_scope(workflow_id, trigger):
             return await self._execute(
                 workflow_id, trigger, tracking, causation_id, principal_agent, principal
             )

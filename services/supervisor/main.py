@@ -20,7 +20,7 @@ from shared.runtime.lifecycle import configure_logging, run_until_signalled
 from shared.runtime.registry import registered
 from shared.runtime.wiring import authenticator_for, exit_on_misconfiguration, kafka_bus
 from shared.settings import Settings, load_settings
-from shared.telemetry import configure_tracing, shutdown_tracing
+from shared.telemetry.tracing import Tracing
 from shared.transport import Subscription
 
 __all__ = ["main", "policy_from", "serve"]
@@ -84,9 +84,9 @@ async def _watch_deadlines(supervisor: Supervisor, stop: asyncio.Event, every_s:
 async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
     """Run the supervisor until ``stop`` is set."""
     settings = settings or load_settings()
-    configure_tracing("agentlog-supervisor", settings.otel_exporter)
-    store = PostgresEventStore(settings.require_database_url())
-    bus = kafka_bus(settings, service="supervisor", topics=[t.name for t in TOPICS])
+    tracing = Tracing.configure("supervisor", settings)
+    store = tracing.store(PostgresEventStore(settings.require_database_url()))
+    bus = tracing.bus(kafka_bus(settings, service="supervisor", topics=[t.name for t in TOPICS]))
     authenticator = authenticator_for(settings)
     lease = PostgresAdvisoryLease(settings.require_database_url())
     try:
@@ -94,13 +94,19 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
         health = getattr(bus, "health", None)
         async with registered(settings, "supervisor", health) as registration, store, bus, lease:
             supervisor = Supervisor(
-                store, SystemClock(), policy_from(settings), ceiling=ceiling_from(settings)
+                store,
+                SystemClock(),
+                policy_from(settings),
+                ceiling=ceiling_from(settings),
+                decision_scope=tracing.decisions(store),
             )
             await supervisor.load()
             for stream in await store.list_streams(limit=_ACTIVE_SCAN_LIMIT):
                 if stream.last_type not in TERMINAL_EVENTS and stream.stream_id != FLEET_STREAM:
                     supervisor.watch(stream.stream_id)
-            relay = OutboxRelay(store, bus, supervisor.committed, lease=lease)
+            relay = OutboxRelay(
+                store, bus, supervisor.committed, lease=lease, trace_scope=tracing.relay()
+            )
             await bus.subscribe(
                 Subscription(
                     [GOALS, RESULTS, CONTROL],
@@ -128,7 +134,7 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
                 group.create_task(relay.run(stop))
                 group.create_task(_watch_deadlines(supervisor, stop, 1.0))
     finally:
-        shutdown_tracing()
+        tracing.shutdown()
 
 
 def main() -> None:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from opentelemetry import context, propagate
 
@@ -46,6 +48,7 @@ class OutboxRelay:
         retry_pause_s: float = 1.0,
         lease: Lease | None = None,
         lease_check_s: float = 2.0,
+        trace_scope: Callable[[RecordedEvent], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._store = store
         self._bus = bus
@@ -55,6 +58,9 @@ class OutboxRelay:
         self._retry_pause_s = retry_pause_s
         self._lease: Lease = lease or AlwaysLeader()
         self._lease_check_s = lease_check_s
+        # Around each publish: by default the recorded trace context is restored; tracing
+        # wires a span in that context instead (shared.telemetry.tracing).
+        self._trace_scope = trace_scope or _recorded_context
         self.position = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -118,12 +124,8 @@ class OutboxRelay:
 
     async def _publish(self, record: RecordedEvent) -> None:
         # Publish inside the trace that recorded the event, so the hop joins the same trace.
-        carrier = record.metadata.get("trace_context") or {}
-        token = context.attach(propagate.extract(carrier))
-        try:
+        with self._trace_scope(record):
             await self._publish_in_trace(record)
-        finally:
-            context.detach(token)
 
     async def _publish_in_trace(self, record: RecordedEvent) -> None:
         workflow_id = record.stream_id
@@ -172,3 +174,13 @@ class OutboxRelay:
                 COMPLETIONS, completion, key=workflow_id, ce_id=record.event_id, subject=workflow_id
             )
             _log.info("workflow %s finished: %s", workflow_id, completion.outcome)
+
+
+@contextlib.contextmanager
+def _recorded_context(record: RecordedEvent) -> Iterator[None]:
+    carrier = record.metadata.get("trace_context") or {}
+    token = context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)

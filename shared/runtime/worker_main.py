@@ -20,7 +20,7 @@ from shared.runtime.registry import registered
 from shared.runtime.wiring import authenticator_for, exit_on_misconfiguration, kafka_bus
 from shared.runtime.worker import Perform, TaskWorker
 from shared.settings import Settings, load_settings
-from shared.telemetry import configure_tracing, shutdown_tracing
+from shared.telemetry.tracing import Tracing
 
 __all__ = ["PerformFactory", "model_agent", "serve_worker", "worker_entrypoint"]
 
@@ -41,8 +41,8 @@ async def serve_worker(
 ) -> None:
     """Run one worker agent until ``stop`` is set."""
     settings = settings or load_settings()
-    configure_tracing(f"agentlog-{agent}", settings.otel_exporter)
-    bus = kafka_bus(settings, service=agent, topics=[task_topic(agent), RESULTS])
+    tracing = Tracing.configure(agent, settings)
+    bus = tracing.bus(kafka_bus(settings, service=agent, topics=[task_topic(agent), RESULTS]))
     # Only the supervisor's signed tasks are worked on: a forged task would spend model budget.
     authenticator = authenticator_for(settings)
     try:
@@ -51,7 +51,7 @@ async def serve_worker(
             registration = await resources.enter_async_context(
                 registered(settings, agent, getattr(bus, "health", None))
             )
-            perform = await make_perform(settings, resources)
+            perform = tracing.perform(agent, await make_perform(settings, resources))
             await resources.enter_async_context(bus)
             worker = TaskWorker(agent, task_type, perform, bus, SystemClock())
             await bus.subscribe(replace(worker.subscription(), authenticator=authenticator))
@@ -62,7 +62,7 @@ async def serve_worker(
             await stop.wait()
             _log.info("%s stopping after %d tasks", agent, worker.completed)
     finally:
-        shutdown_tracing()
+        tracing.shutdown()
 
 
 def model_agent(
@@ -76,10 +76,11 @@ def model_agent(
     """
 
     async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
-        primary = MeteredModel(build_model(settings), settings.llm_prices)
+        traced = Tracing.for_settings(settings).model
+        primary = traced(MeteredModel(build_model(settings), settings.llm_prices))
         resources.push_async_callback(primary.aclose)
         built = build_fallback_model(settings)
-        fallback = MeteredModel(built, settings.llm_prices) if built is not None else None
+        fallback = traced(MeteredModel(built, settings.llm_prices)) if built is not None else None
         if fallback is not None:
             resources.push_async_callback(fallback.aclose)
         models: dict[str, LanguageModel | None] = {"primary": primary, "fallback": fallback}

@@ -2,8 +2,11 @@
 
 The transport creates its spans through the global API (``shared.transport.tracing``); this
 module decides where they go: nowhere (``none``: spans and trace ids still exist, so context
-still propagates through Kafka headers), stdout (``console``), or an OTLP collector (``otlp``,
-only when an ``opentelemetry-exporter-otlp`` package is installed; otherwise a warning).
+still propagates through Kafka headers), stdout (``console``), an OTLP collector (``otlp``,
+only when an ``opentelemetry-exporter-otlp`` package is installed; otherwise a warning; the
+endpoint comes from the standard ``OTEL_EXPORTER_OTLP_ENDPOINT``), or JSON lines under
+``<state_dir>/traces/`` (``file``, what ``agentlog trace`` reads). Several may be combined:
+``AGENTLOG_OTEL_EXPORTER=file,otlp``.
 
 Every exporter is wrapped in ``RedactingSpanExporter``: span names, attributes, events (the
 exception message and stack trace ``record_exception`` stores) and status descriptions pass
@@ -15,6 +18,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
@@ -29,12 +33,20 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Link, Status
 
 from shared.runtime.redaction import REDACTOR, Redactor
+from shared.telemetry.exporters import JsonLinesSpanExporter, WorkflowTagger, trace_file
 
-__all__ = ["EXPORTERS", "RedactingSpanExporter", "configure_tracing", "shutdown_tracing"]
+__all__ = [
+    "EXPORTERS",
+    "RedactingSpanExporter",
+    "configure_tracing",
+    "parse_exporters",
+    "shutdown_tracing",
+    "tracing_enabled",
+]
 
 log = logging.getLogger("agentlog.telemetry")
 
-EXPORTERS = ("none", "console", "otlp")
+EXPORTERS = ("none", "console", "otlp", "file")
 # The HTTP exporter first: it needs no gRPC runtime.
 _OTLP_MODULES = (
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
@@ -44,16 +56,38 @@ _OTLP_MODULES = (
 _provider: TracerProvider | None = None
 
 
-def configure_tracing(service_name: str, exporter: str = "none") -> None:
-    """Install the global tracer provider for ``service_name``, exporting via ``exporter``.
+def parse_exporters(setting: str) -> tuple[str, ...]:
+    """The exporters a comma-separated setting names (``none`` or empty: no exporter).
+
+    Raises ValueError naming the choices for an unknown one.
+    """
+    names = tuple(dict.fromkeys(n.strip().lower() for n in setting.split(",") if n.strip()))
+    unknown = [name for name in names if name not in EXPORTERS]
+    if unknown:
+        raise ValueError(
+            f"unknown trace exporter {', '.join(map(repr, unknown))} in AGENTLOG_OTEL_EXPORTER;"
+            f" expected a comma-separated list of {', '.join(EXPORTERS)}"
+        )
+    return tuple(name for name in names if name != "none")
+
+
+def tracing_enabled(setting: str) -> bool:
+    """Whether ``setting`` (``AGENTLOG_OTEL_EXPORTER``) exports spans anywhere."""
+    return bool(parse_exporters(setting))
+
+
+def configure_tracing(
+    service_name: str, exporter: str = "none", *, state_dir: Path | None = None
+) -> None:
+    """Install the global tracer provider for ``service_name``, exporting via ``exporter``
+    (a comma-separated list; ``file`` writes under ``state_dir``).
 
     Call once per process, from its composition root; later calls only log a warning. When a
     provider is already installed (a test harness, say) its processors are kept and the
-    exporter is added to it.
+    exporters are added to it.
     """
     global _provider
-    if exporter not in EXPORTERS:
-        raise ValueError(f"unknown trace exporter {exporter!r}; expected one of {EXPORTERS}")
+    names = parse_exporters(exporter)
     if _provider is not None:
         log.warning("tracing is already configured; ignoring configure_tracing(%r)", exporter)
         return
@@ -63,9 +97,12 @@ def configure_tracing(service_name: str, exporter: str = "none") -> None:
     else:
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
         trace.set_tracer_provider(provider)
-    span_exporter = _make_exporter(exporter)
-    if span_exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(span_exporter)))
+    if names:
+        provider.add_span_processor(WorkflowTagger())
+    for name in names:
+        span_exporter = _make_exporter(name, service_name, state_dir)
+        if span_exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(span_exporter)))
     _provider = provider
 
 
@@ -77,9 +114,13 @@ def shutdown_tracing() -> None:
         provider.shutdown()
 
 
-def _make_exporter(name: str) -> SpanExporter | None:
+def _make_exporter(name: str, service: str, state_dir: Path | None) -> SpanExporter | None:
     if name == "console":
         return ConsoleSpanExporter()
+    if name == "file":
+        if state_dir is None:
+            raise ValueError("the file trace exporter needs a state dir")
+        return JsonLinesSpanExporter(trace_file(state_dir, service))
     if name == "otlp":
         for module_name in _OTLP_MODULES:
             try:
