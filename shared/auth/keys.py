@@ -29,6 +29,7 @@ __all__ = [
     "Role",
     "TrustedKey",
     "ensure_development_keys",
+    "ensure_principal_key",
     "load_private_key",
     "private_key_from_text",
     "private_key_texts",
@@ -191,22 +192,42 @@ def ensure_development_keys(
     created: list[str] = []
     trusted: list[TrustedKey] = []
     for principal in principals:
-        path = keys_dir / f"{principal.name}.key"
-        if path.exists():
-            key = load_private_key(path)
-        else:
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            # O_EXCL + 0600: never readable by others, never overwriting a concurrent writer.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
+        key, new = _key_file(keys_dir / f"{principal.name}.key")
+        if new:
             created.append(principal.name)
         trusted.append(TrustedKey(principal, key.public_key()))
     if created or not (keys_dir / KEYRING_FILE).exists():
         Keyring(trusted).dump(keys_dir / KEYRING_FILE)
     return created
+
+
+def ensure_principal_key(keys_dir: Path, principal: Principal) -> bool:
+    """Give one more principal (a console user, say) a key pair and trust it in the existing
+    keyring, keeping every other entry; True when its key was created. Verifiers read the
+    keyring when they start, so restart them to accept the new principal."""
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key, created = _key_file(keys_dir / f"{principal.name}.key")
+    path = keys_dir / KEYRING_FILE
+    keyring = Keyring.load(path) if path.exists() else Keyring()
+    trusted = keyring.get(principal.name)
+    if trusted is None or trusted.principal != principal or created:
+        entries = [k for name, k in keyring._keys.items() if name != principal.name]
+        Keyring([*entries, TrustedKey(principal, key.public_key())]).dump(path)
+    return created
+
+
+def _key_file(path: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """The private key at ``path``, generated there first if missing (and whether it was)."""
+    if path.exists():
+        return load_private_key(path), False
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # O_EXCL + 0600: never readable by others, never overwriting a concurrent writer.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+    return key, True

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from shared.cli.audit import export, verify
+from shared.cli.console import console_app
 from shared.cli.controls import approvals, approve, budget, deny, pause, resume
 from shared.cli.demo import demo
 from shared.cli.keys import keys_app
@@ -53,6 +54,7 @@ def _options(
 
 app.add_typer(stack_app, name="stack")
 app.add_typer(keys_app, name="keys")
+app.add_typer(console_app, name="console")
 app.command()(up)
 app.command()(down)
 app.command()(submit)
