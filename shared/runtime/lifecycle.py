@@ -14,12 +14,14 @@ from shared.runtime.redaction import (
     install_excepthook,
     secrets_from_environment,
 )
+from shared.telemetry.logs import log_formatter
 
 __all__ = ["configure_logging", "run_until_signalled"]
 
 
 def configure_logging(service: str, secrets: Iterable[str] = ()) -> None:
-    """Plain structured-ish logs on stderr; level from AGENTLOG_LOG_LEVEL; secrets redacted.
+    """Logs on stderr, plain text or JSON lines (AGENTLOG_LOG_FORMAT=text|json, see
+    ``shared.telemetry.logs``); level from AGENTLOG_LOG_LEVEL; secrets redacted.
 
     The secrets set in the environment (see ``secrets_from_environment``) and ``secrets`` are
     registered with the process-wide redactor, and every root handler redacts its records, so
@@ -31,9 +33,12 @@ def configure_logging(service: str, secrets: Iterable[str] = ()) -> None:
         level=os.environ.get("AGENTLOG_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
+    formatter = log_formatter(service, os.environ.get("AGENTLOG_LOG_FORMAT", "text"))
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(REDACTOR))
+        if formatter is not None:
+            handler.setFormatter(formatter)
     install_excepthook(REDACTOR)
     # aiokafka logs every rebalance and coordinator hop at INFO; keep the service log readable.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
