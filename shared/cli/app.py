@@ -17,6 +17,7 @@ from shared.cli.run import run
 from shared.cli.services import down, up
 from shared.cli.stack import stack_app
 from shared.cli.timetravel import diff, fork, replay, rollback, state
+from shared.cli.trace import trace
 from shared.cli.workflows import cancel, history, list_workflows, status, submit
 
 __all__ = ["app", "main"]
@@ -77,6 +78,7 @@ app.command()(resume)
 app.command()(demo)
 app.command()(export)
 app.command()(verify)
+app.command()(trace)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """`agentlog demo` (what `make demo` runs): the whole product, end to end, in one command.
 
 Starts the embedded stack (unless one is already running) and the five services as separate
-processes, publishes a sample goal, prints the completion event and the workflow's timeline,
-and stops everything it started. Exits non-zero when the workflow does not complete.
+processes, publishes a sample goal, prints the completion event, the workflow's timeline and
+its trace (the services run with the ``file`` span exporter on), and stops everything it
+started. Exits non-zero when the workflow does not complete.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from shared.readside.queries import TimelineRow, timeline
 from shared.runtime.processes import ServiceProcesses
 from shared.settings import Settings
 from shared.stack import EmbeddedStack
+from shared.telemetry.spans import render_span_tree, workflow_spans
+from shared.telemetry.tracing import Tracing
+from shared.telemetry.tracing_flow import goal_published
 
 __all__ = ["SAMPLE_CONSTRAINTS", "SAMPLE_GOAL", "demo"]
 
@@ -58,8 +62,17 @@ def demo(
         "AGENTLOG_DATABASE_URL": info.database_url,
         "AGENTLOG_KAFKA_BOOTSTRAP": info.kafka_bootstrap,
         "AGENTLOG_DOCS_DIR": str(Path.cwd() / "docs"),
+        # Every service writes its spans to .agentlog/traces/, which the trace below reads.
+        "AGENTLOG_STATE_DIR": str(state_dir),
+        "AGENTLOG_OTEL_EXPORTER": "file",
     }
-    settings = Settings(database_url=info.database_url, kafka_bootstrap=info.kafka_bootstrap)
+    settings = Settings(
+        database_url=info.database_url,
+        kafka_bootstrap=info.kafka_bootstrap,
+        state_dir=state_dir,
+        otel_exporter="file",
+    )
+    tracing = Tracing.configure("demo", settings)
     services = ServiceProcesses(env, state_dir / "logs")
     completion: CompletionEvent | None = None
     rows: list[TimelineRow] = []
@@ -78,11 +91,13 @@ def demo(
         for name in services.processes:
             console.print(f"[dim]--- {name} log ---\n{services.log_tail(name, 15)}[/]")
     finally:
-        services.stop()
+        services.stop()  # each service flushes its spans as it exits
+        tracing.shutdown()
         if owned_stack:
             stack.down()
     if completion is not None:
         _show(completion, rows)
+        _show_trace(state_dir, completion.workflow_id)
     console.print(f"[bold]demo finished in {time.monotonic() - started:.1f}s[/]")
     if completion is None or completion.outcome != "completed":
         raise typer.Exit(1)
@@ -93,7 +108,8 @@ async def _submit_and_wait(
 ) -> tuple[CompletionEvent, list[TimelineRow]]:
     # Listen like a downstream system first, then publish like an upstream one.
     received = asyncio.create_task(receive_completion(settings, goal.workflow_id, timeout_s))
-    await publish_goal(settings, goal)
+    with goal_published(goal.workflow_id):
+        await publish_goal(settings, goal)
     console.print(f"[bold]goal[/]: {goal.goal!r} → workflow {goal.workflow_id}")
     async with PostgresEventStore(settings.require_database_url(), pool_max=2) as store:
         try:
@@ -124,3 +140,9 @@ def _show(completion: CompletionEvent, rows: list[TimelineRow]) -> None:
             row.time[11:23],
         )
     console.print(table)
+
+
+def _show_trace(state_dir: Path, workflow_id: str) -> None:
+    console.rule(f"trace of {workflow_id} (agentlog trace {workflow_id})")
+    for line in render_span_tree(workflow_spans(state_dir, workflow_id)) or ["no spans exported"]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -30,7 +30,7 @@ from shared.telemetry.exporters import workflow_scope
 from shared.telemetry.spans import WORKFLOW_ATTRIBUTE
 from shared.telemetry.tracing_store import TracingEventStore
 
-__all__ = ["DecisionSpans", "relay_span", "traced_perform"]
+__all__ = ["DecisionSpans", "goal_published", "relay_span", "traced_perform"]
 
 _CONTINUING = frozenset({"tick", "approval", "cancel", "resume"})
 
@@ -123,3 +123,17 @@ def traced_perform(agent: AgentName, perform: Perform) -> Perform:
             return result
 
     return traced
+
+
+@contextlib.contextmanager
+def goal_published(workflow_id: str) -> Iterator[None]:
+    """The root of a workflow's trace, around publishing its goal (the transport's PRODUCER
+    span, and so everything the goal causes, becomes its child)."""
+    tracer = trace.get_tracer("agentlog.upstream")
+    with (
+        workflow_scope(workflow_id),
+        tracer.start_as_current_span(
+            "goal published", attributes={WORKFLOW_ATTRIBUTE: workflow_id}
+        ),
+    ):
+        yield
