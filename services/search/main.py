@@ -12,7 +12,7 @@ import asyncpg
 from schemas.messages import SearchTask, TaskCommand, TaskResult
 from services.search.index import CorpusError, PostgresCorpusIndex, answer_search, check_corpus
 from shared.runtime.worker import Perform
-from shared.runtime.worker_main import worker_entrypoint
+from shared.runtime.worker_main import ModelWrapper, worker_entrypoint
 from shared.settings import Settings
 
 __all__ = ["main", "make_perform"]
@@ -20,11 +20,17 @@ __all__ = ["main", "make_perform"]
 _log = logging.getLogger(__name__)
 
 
-async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
+async def make_perform(
+    settings: Settings,
+    resources: contextlib.AsyncExitStack,
+    wrap_model: ModelWrapper | None = None,
+    /,
+) -> Perform:
     """Open the index, bring it up to date with the corpus folder, and answer from it.
 
     Raises CorpusError before connecting when the folder is missing or empty: a search agent
-    with nothing to search would fail every workflow with "search found no passages".
+    with nothing to search would fail every workflow with "search found no passages". It
+    calls no model, so ``wrap_model`` goes unused.
     """
     documents = check_corpus(settings.docs_dir)
     _log.info("search corpus: %s (%d documents)", settings.docs_dir, documents)

@@ -20,6 +20,7 @@ from shared.runtime.lifecycle import configure_logging, run_until_signalled
 from shared.runtime.registry import registered
 from shared.runtime.wiring import authenticator_for, exit_on_misconfiguration, kafka_bus
 from shared.settings import Settings, load_settings
+from shared.telemetry.metrics_wiring import ServiceMetrics
 from shared.telemetry.tracing import Tracing
 from shared.transport import Subscription
 
@@ -85,14 +86,24 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
     """Run the supervisor until ``stop`` is set."""
     settings = settings or load_settings()
     tracing = Tracing.configure("supervisor", settings)
-    store = tracing.store(PostgresEventStore(settings.require_database_url()))
-    bus = tracing.bus(kafka_bus(settings, service="supervisor", topics=[t.name for t in TOPICS]))
+    metrics = ServiceMetrics.from_settings()
+    store = tracing.store(metrics.store(PostgresEventStore(settings.require_database_url())))
+    kafka = kafka_bus(settings, service="supervisor", topics=[t.name for t in TOPICS])
+    bus = tracing.bus(metrics.bus(kafka))
     authenticator = authenticator_for(settings)
     lease = PostgresAdvisoryLease(settings.require_database_url())
     try:
         # Registered before connecting: `stack down` must find a service stuck reconnecting too.
         health = getattr(bus, "health", None)
-        async with registered(settings, "supervisor", health) as registration, store, bus, lease:
+        async with (
+            metrics.endpoint,
+            registered(
+                settings, "supervisor", health, metrics=metrics.endpoint.url
+            ) as registration,
+            store,
+            bus,
+            lease,
+        ):
             supervisor = Supervisor(
                 store,
                 SystemClock(),

@@ -155,6 +155,8 @@ def describe_service(record: ServiceRecord) -> list[str]:
         line += f", NO HEARTBEAT for {_duration(record.heartbeat_age_s)} (hung?)"
     if record.log:
         line += f", log {record.log}"
+    if record.metrics:
+        line += f", metrics {record.metrics}"
     return [line, *(f"          {detail}" for detail in _health_summary(record.health))]
 
 
@@ -167,6 +169,7 @@ def _service_json(record: ServiceRecord) -> dict[str, Any]:
         "uptime_s": round(record.uptime_s, 1),
         "heartbeat_age_s": round(record.heartbeat_age_s, 1),
         "log": record.log,
+        "metrics": record.metrics,
         "health": dict(record.health),
     }
 

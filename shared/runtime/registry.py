@@ -68,6 +68,8 @@ class ServiceRecord:
     health: Mapping[str, object]
     updated_at: float
     path: Path = field(compare=False)
+    #: Where the service serves its Prometheus metrics (``http://host:port/metrics``), if it does.
+    metrics: str | None = None
 
     @property
     def uptime_s(self) -> float:
@@ -91,6 +93,7 @@ class ServiceRecord:
             "state": self.state,
             "health": dict(self.health),
             "updated_at": self.updated_at,
+            "metrics": self.metrics,
         }
 
     @classmethod
@@ -106,7 +109,7 @@ class ServiceRecord:
             raise ValueError("a service record needs numeric started_at and updated_at")
         if not (isinstance(cmdline, list) and all(isinstance(a, str) for a in cmdline)):
             raise ValueError("a service record needs its command line")
-        log = raw.get("log")
+        log, metrics = raw.get("log"), raw.get("metrics")
         return cls(
             pid=pid,
             service=service,
@@ -118,6 +121,7 @@ class ServiceRecord:
             health=health if isinstance(health, dict) else {},
             updated_at=float(updated_at),
             path=path,
+            metrics=metrics if isinstance(metrics, str) else None,
         )
 
 
@@ -187,8 +191,13 @@ async def registered(
     settings: Settings,
     service: str,
     health: Health | None = None,
+    *,
+    metrics: str | None = None,
 ) -> AsyncIterator[Registration]:
-    """Register this process for as long as the block runs; the record goes on a clean exit."""
+    """Register this process for as long as the block runs; the record goes on a clean exit.
+
+    ``metrics`` is the address of the service's Prometheus endpoint, shown by ``stack status``.
+    """
     folder = registry_dir(settings)
     if folder is None:
         yield Registration(None, None, None)
@@ -205,6 +214,7 @@ async def registered(
         health={},
         updated_at=time.time(),
         path=folder / f"{service}-{me.pid}.json",
+        metrics=metrics,
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)

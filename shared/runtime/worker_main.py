@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from schemas.messages import AgentName, TaskCommand, TaskResult
 from schemas.topics import RESULTS, task_topic
@@ -20,16 +21,34 @@ from shared.runtime.registry import registered
 from shared.runtime.wiring import authenticator_for, exit_on_misconfiguration, kafka_bus
 from shared.runtime.worker import Perform, TaskWorker
 from shared.settings import Settings, load_settings
+from shared.telemetry.metrics_wiring import ServiceMetrics
 from shared.telemetry.tracing import Tracing
 
-__all__ = ["PerformFactory", "model_agent", "serve_worker", "worker_entrypoint"]
+__all__ = ["ModelWrapper", "PerformFactory", "model_agent", "serve_worker", "worker_entrypoint"]
 
 _log = logging.getLogger(__name__)
 
 _Task = TypeVar("_Task", bound=TaskCommand)
 
-#: Builds the agent's ``perform`` from settings; resources it opens go on the exit stack.
-PerformFactory = Callable[[Settings, contextlib.AsyncExitStack], Awaitable[Perform]]
+#: An interceptor the composition root puts around each model an agent builds (metrics).
+ModelWrapper = Callable[[LanguageModel], LanguageModel]
+
+
+def _unwrapped(model: LanguageModel) -> LanguageModel:
+    return model
+
+
+class PerformFactory(Protocol):
+    """Builds the agent's ``perform`` from settings; resources it opens go on the exit stack,
+    and each model it works through is passed through ``wrap_model``."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        resources: contextlib.AsyncExitStack,
+        wrap_model: ModelWrapper = _unwrapped,
+        /,
+    ) -> Awaitable[Perform]: ...
 
 
 async def serve_worker(
@@ -42,16 +61,23 @@ async def serve_worker(
     """Run one worker agent until ``stop`` is set."""
     settings = settings or load_settings()
     tracing = Tracing.configure(agent, settings)
-    bus = tracing.bus(kafka_bus(settings, service=agent, topics=[task_topic(agent), RESULTS]))
+    metrics = ServiceMetrics.from_settings()
+    bus = tracing.bus(
+        metrics.bus(kafka_bus(settings, service=agent, topics=[task_topic(agent), RESULTS]))
+    )
     # Only the supervisor's signed tasks are worked on: a forged task would spend model budget.
     authenticator = authenticator_for(settings)
     try:
         async with contextlib.AsyncExitStack() as resources:
             # Registered before connecting: `stack down` must find a worker stuck reconnecting.
+            endpoint = await resources.enter_async_context(metrics.endpoint)
             registration = await resources.enter_async_context(
-                registered(settings, agent, getattr(bus, "health", None))
+                registered(settings, agent, getattr(bus, "health", None), metrics=endpoint.url)
             )
-            perform = tracing.perform(agent, await make_perform(settings, resources))
+            agent_perform = await make_perform(
+                settings, resources, functools.partial(metrics.model, agent)
+            )
+            perform = tracing.perform(agent, metrics.perform(agent, agent_perform))
             await resources.enter_async_context(bus)
             worker = TaskWorker(agent, task_type, perform, bus, SystemClock())
             await bus.subscribe(replace(worker.subscription(), authenticator=authenticator))
@@ -75,12 +101,22 @@ def model_agent(
     metered, so every result and failure reports its tokens and cost.
     """
 
-    async def make_perform(settings: Settings, resources: contextlib.AsyncExitStack) -> Perform:
+    async def make_perform(
+        settings: Settings,
+        resources: contextlib.AsyncExitStack,
+        wrap_model: ModelWrapper = _unwrapped,
+        /,
+    ) -> Perform:
         traced = Tracing.for_settings(settings).model
-        primary = traced(MeteredModel(build_model(settings), settings.llm_prices))
+
+        def wired(model: LanguageModel) -> LanguageModel:
+            # Priced first, so the metrics count the cost; the span sees the whole call.
+            return traced(wrap_model(MeteredModel(model, settings.llm_prices)))
+
+        primary = wired(build_model(settings))
         resources.push_async_callback(primary.aclose)
         built = build_fallback_model(settings)
-        fallback = traced(MeteredModel(built, settings.llm_prices)) if built is not None else None
+        fallback = wired(built) if built is not None else None
         if fallback is not None:
             resources.push_async_callback(fallback.aclose)
         models: dict[str, LanguageModel | None] = {"primary": primary, "fallback": fallback}
