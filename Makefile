@@ -33,7 +33,12 @@ schemas: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/agentlog demo
 
-bench: $(STAMP)
+# The comparison's peers (LangGraph, DBOS) come with the bench extra; nothing else needs them.
+$(VENV)/.bench-installed: pyproject.toml | $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(VENV)/.bench-installed
+
+bench: $(STAMP) $(VENV)/.bench-installed
 	$(BIN)/python -m tests.bench
 
 soak: $(STAMP)

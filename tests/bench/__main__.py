@@ -14,6 +14,7 @@ from pathlib import Path
 from shared.settings import Settings
 from shared.stack import EmbeddedStack
 from tests.bench.audit import bench_export_verify
+from tests.bench.compare import run_comparison
 from tests.bench.controls import bench_controls
 from tests.bench.eventstore import bench_append
 from tests.bench.signing import bench_signing
@@ -30,6 +31,7 @@ BENCHES = [
     "controls",
     "workflows",
     "rollback",
+    "compare",
 ]
 
 
@@ -88,6 +90,10 @@ def main() -> None:
                 _emit("rollback_latency", asyncio.run(rollback))
         finally:
             stack.down()
+    if "compare" in selected:
+        # Last, on a fresh Postgres of its own: agentlog next to LangGraph and DBOS, written to
+        # bench-results.json (counts from AGENTLOG_BENCH_*; see docs/benchmarks.md).
+        run_comparison()
 
 
 if __name__ == "__main__":

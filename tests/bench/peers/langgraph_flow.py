@@ -9,13 +9,14 @@ guarantee agentlog gives by appending each step's events before publishing the n
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, StateGraph
-from psycopg.rows import dict_row
+from langgraph.graph.state import CompiledStateGraph
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from tests.bench.peers.steps import (
@@ -45,17 +46,18 @@ class LangGraphReports:
         self._agents = agents
         self._pool = AsyncConnectionPool(
             database_url,
+            connection_class=AsyncConnection[DictRow],
             min_size=1,
             max_size=pool_size,
             open=False,
             # What AsyncPostgresSaver.from_conn_string sets: the saver commits per statement.
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         )
-        self._graph: Any = None
+        self._graph: CompiledStateGraph[ReportState] | None = None
 
     async def __aenter__(self) -> Self:
         await self._pool.open(wait=True)
-        saver = AsyncPostgresSaver(self._pool)  # type: ignore[arg-type]  # a dict_row pool
+        saver = AsyncPostgresSaver(self._pool)
         await saver.setup()
         self._graph = self._build().compile(checkpointer=saver)
         return self
@@ -70,37 +72,43 @@ class LangGraphReports:
 
     async def run(self, workflow_id: str, goal: str) -> ReportState:
         """Run one workflow to its end; returns its final state."""
-        config = {"configurable": {"thread_id": workflow_id}}
-        final: ReportState = await self._graph.ainvoke(
-            new_report(workflow_id, goal), config, durability="sync"
+        assert self._graph is not None, "use `async with LangGraphReports(...)`"
+        final: dict[str, Any] = await self._graph.ainvoke(
+            new_report(workflow_id, goal),
+            {"configurable": {"thread_id": workflow_id}},
+            durability="sync",
         )
-        return final
+        return cast(ReportState, final)
 
     def _build(self) -> StateGraph[ReportState]:
         policy = self._agents.policy
         graph: StateGraph[ReportState] = StateGraph(ReportState)
         for step in _AGENT_STEPS:
-            graph.add_node(step, self._agent_node(step))
+            graph.add_node(step, _AgentNode(self._agents, step))
         graph.add_node("complete", lambda state: finish(state, "complete"))
         graph.add_node("fail", lambda state: finish(state, "fail"))
 
         def route(state: ReportState) -> StepName:
             return next_step(state, policy)
 
-        targets: dict[str, str] = {name: name for name in (*_AGENT_STEPS, "complete", "fail")}
-        graph.add_conditional_edges(START, route, targets)  # type: ignore[arg-type]
+        targets = [*_AGENT_STEPS, "complete", "fail"]
+        graph.add_conditional_edges(START, route, targets)
         for step in _AGENT_STEPS:
-            graph.add_conditional_edges(step, route, targets)  # type: ignore[arg-type]
+            graph.add_conditional_edges(step, route, targets)
         graph.add_edge("complete", END)
         graph.add_edge("fail", END)
         return graph
 
-    def _agent_node(self, step: AgentStep) -> Callable[[ReportState], Awaitable[dict[str, Any]]]:
-        async def node(state: ReportState) -> dict[str, Any]:
-            new = fold(state, step, await self._agents.run(step, state))
-            # Only the channels the step changed, as a LangGraph node returns them: the
-            # checkpointer stores a new blob only for a channel that was written.
-            return {key: value for key, value in new.items() if state.get(key) != value}
 
-        node.__name__ = step
-        return node
+class _AgentNode:
+    """One agent step as a graph node: runs the agent, returns the channels it changed."""
+
+    def __init__(self, agents: AgentSteps, step: AgentStep) -> None:
+        self._agents = agents
+        self._step = step
+
+    async def __call__(self, state: ReportState) -> dict[str, Any]:
+        new = fold(state, self._step, await self._agents.run(self._step, state))
+        # Only what the step changed, as a LangGraph node returns it: the checkpointer stores
+        # a new blob only for a channel that was written.
+        return {key: value for key, value in new.items() if state.get(key) != value}

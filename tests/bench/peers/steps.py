@@ -207,7 +207,7 @@ def command_for(
 
 def fold(state: ReportState, step: AgentStep, result: dict[str, Any]) -> ReportState:
     """The state after ``step`` answered ``result`` (``shared.domain.state``'s fold)."""
-    new = ReportState(**state)  # type: ignore[typeddict-item]  # a copy of a complete state
+    new = ReportState(**state)
     new["last"], new["steps"] = step, state["steps"] + 1
     if step == "search":
         new["passages"] = list(result["passages"])
@@ -241,7 +241,7 @@ def fold(state: ReportState, step: AgentStep, result: dict[str, Any]) -> ReportS
 
 def finish(state: ReportState, step: Literal["complete", "fail"]) -> ReportState:
     """The ending: the approved report with the sources it cites, or why there is none."""
-    new = ReportState(**state)  # type: ignore[typeddict-item]  # a copy of a complete state
+    new = ReportState(**state)
     if step == "fail":
         new["outcome"] = "failed"
         new["reason"] = "search found no passages" if not state["passages"] else "revisions ran out"
