@@ -179,12 +179,13 @@ def _draw(
 ) -> Iterator[str]:
     # Iterative over the depth would be safer for huge trees, but a workflow's causal chain is
     # tens of hops deep, far below the recursion limit.
-    branch = "└─ " if last else "├─ "
+    # Two columns a level: a workflow's causal chain is deep, and the lines must stay readable.
+    branch = "└ " if last else "├ "
     # Only a root can have a parent outside the trace's spans: one that was never exported.
     orphan = "  (parent span not exported)" if not prefix and span.parent_id else ""
     yield f"{prefix}{branch}{_describe(span)}{orphan}"
     kids = sorted(children.get(span.span_id, ()), key=lambda s: s.start_ns)
-    inner = prefix + ("   " if last else "│  ")
+    inner = prefix + ("  " if last else "│ ")
     for index, child in enumerate(kids):
         yield from _draw(child, children, inner, index == len(kids) - 1)
 
