@@ -13,12 +13,16 @@ import pytest
 
 from shared.auth import AuthSettings
 from shared.settings import KafkaTuning, Settings
+from shared.telemetry.logs import log_formatter
+from shared.telemetry.metrics_settings import MetricsSettings
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed; it is a dev dependency")
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENTLOG_SERVICES = ("supervisor", "search", "writer", "critic", "summarizer")
 INFRA_SERVICES = ("kafka", "postgres", "otel-collector", "jaeger")
+# Read by configure_logging straight from the environment, before any settings are loaded.
+_LOGGING_VARIABLES = frozenset({"AGENTLOG_LOG_FORMAT", "AGENTLOG_LOG_LEVEL"})
 # Compose's ${NAME:-default} interpolation, resolved to the default as on a bare host.
 _INTERPOLATION = re.compile(r"\$\{(\w+):-([^}]*)\}")
 
@@ -68,6 +72,8 @@ def test_service_env_names_are_settings_fields(compose: dict[str, Any], name: st
     known = {f"AGENTLOG_{field.upper()}" for field in Settings.model_fields}
     known |= {f"AGENTLOG_KAFKA_{field.upper()}" for field in KafkaTuning.model_fields}
     known |= {f"AGENTLOG_AUTH_{field.upper()}" for field in AuthSettings.model_fields}
+    known |= {f"AGENTLOG_METRICS_{field.upper()}" for field in MetricsSettings.model_fields}
+    known |= _LOGGING_VARIABLES
     names = {key for key in _env(_services(compose)[name]) if key.startswith("AGENTLOG_")}
     assert names - known == set(), f"{name} sets variables Settings never reads"
 
@@ -89,6 +95,11 @@ def test_settings_read_the_service_env(
             assert str(getattr(settings, field)) == value, key
         elif field.startswith("auth_"):
             assert str(getattr(settings.auth, field.removeprefix("auth_"))) == value, key
+        elif field.startswith("metrics_"):
+            metrics = MetricsSettings()
+            assert str(getattr(metrics, field.removeprefix("metrics_"))) == value, key
+        elif key == "AGENTLOG_LOG_FORMAT":
+            assert log_formatter(name, value) is not None, "compose asks for JSON lines"
         else:
             assert str(getattr(settings.kafka, field.removeprefix("kafka_"))) == value, key
 
