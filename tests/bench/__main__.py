@@ -19,6 +19,7 @@ from tests.bench.controls import bench_controls
 from tests.bench.eventstore import bench_append
 from tests.bench.signing import bench_signing
 from tests.bench.timetravel import bench_rollback_latency, bench_state_at
+from tests.bench.tracing import bench_tracing
 from tests.bench.transport import bench_round_trip
 from tests.bench.workflows import bench_workflows
 
@@ -31,6 +32,7 @@ BENCHES = [
     "controls",
     "workflows",
     "rollback",
+    "tracing",
     "compare",
 ]
 
@@ -49,6 +51,7 @@ def main() -> None:
     )
     parser.add_argument("--workflows", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--tracing-workflows", type=int, default=20)
     args = parser.parse_args()
     selected = set(args.only or BENCHES)
     with tempfile.TemporaryDirectory(prefix="agentlog-bench-") as tmp:
@@ -88,6 +91,11 @@ def main() -> None:
             if "rollback" in selected:
                 rollback = bench_rollback_latency(settings, env, Path(tmp) / "rollback-logs")
                 _emit("rollback_latency", asyncio.run(rollback))
+            if "tracing" in selected:
+                tracing = bench_tracing(
+                    settings, env, Path(tmp) / "tracing-logs", args.tracing_workflows
+                )
+                _emit("tracing_cost_per_workflow", asyncio.run(tracing))
         finally:
             stack.down()
     if "compare" in selected:
