@@ -10,10 +10,14 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.runtime.processes import ServiceProcesses
+from shared.runtime.registry import list_services
 from tests.conftest import StackInfo
 from tests.e2e.corpus import REVISE_GOAL
 from tests.e2e.upstream import publish_goal
@@ -22,6 +26,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 GOALS, COMPLETIONS = "agentlog.goals", "agentlog.completions"
 REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def service_env(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """The shared environment plus a state dir of the fleet's own whose stack.json names the
+    session's backends, so the services register there (an external stack has no such dir)."""
+    state_dir = tmp_path_factory.mktemp("fleet") / ".agentlog"
+    state_dir.mkdir()
+    backends = {
+        "database_url": service_env["AGENTLOG_DATABASE_URL"],
+        "kafka_bootstrap": service_env["AGENTLOG_KAFKA_BOOTSTRAP"],
+    }
+    (state_dir / "stack.json").write_text(json.dumps(backends))
+    return {**service_env, "AGENTLOG_STATE_DIR": str(state_dir)}
 
 
 async def _await_completions(
@@ -257,3 +277,60 @@ def test_cli_submit_wait_status_and_list(
     unknown = _cli(service_env, "submit", "Explain replay", "-c", "max word: 50")
     assert unknown.returncode == 2
     assert "known forms" in unknown.stderr
+
+
+async def test_every_service_serves_its_metrics(
+    services: ServiceProcesses,
+    producer: AIOKafkaProducer,
+    stack_info: StackInfo,
+    service_env: dict[str, str],
+) -> None:
+    """Each service's registry file names its /metrics address; after a completed workflow the
+    scrapes show workflows, step latencies, queue waits, model tokens and consumer lag."""
+    workflow_id = await publish_goal(producer, "Explain how replay rebuilds workflow state", [])
+    await _await_completions(stack_info.kafka_bootstrap, {workflow_id}, 60)
+    pids = {proc.pid: name for name, proc in services.processes.items()}
+    state_dir = Path(service_env["AGENTLOG_STATE_DIR"])
+    records = {pids[r.pid]: r for r in list_services(state_dir) if r.pid in pids}
+    assert records.keys() == set(pids.values())
+    scraped: dict[str, dict[str, Metric]] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name, record in records.items():
+            assert record.metrics is not None, f"{name} names no metrics address"
+            assert record.metrics.startswith("http://127.0.0.1:")
+            response = await client.get(record.metrics)
+            assert response.status_code == 200
+            scraped[name] = {f.name: f for f in text_string_to_metric_families(response.text)}
+
+    def total(service: str, family: str, sample: str, **labels: str) -> float:
+        return sum(
+            s.value
+            for s in scraped[service][family].samples
+            if s.name == sample and labels.items() <= s.labels.items()
+        )
+
+    supervisor = "supervisor"
+    assert total(supervisor, "agentlog_workflows_started", "agentlog_workflows_started_total") >= 1
+    assert (
+        total(supervisor, "agentlog_workflows_completed", "agentlog_workflows_completed_total") >= 1
+    )
+    assert "agentlog_workflows_failed" in scraped[supervisor]
+    assert "agentlog_workflows_pending_approval" in scraped[supervisor]
+    assert "agentlog_dead_letters" in scraped[supervisor]
+    [relay] = scraped[supervisor]["agentlog_relay_lag_positions"].samples
+    assert relay.labels == {"checkpoint": "relay.supervisor"}
+    lag_groups = {
+        s.labels["group"] for s in scraped[supervisor]["agentlog_consumer_lag_records"].samples
+    }
+    assert "agentlog.supervisor" in lag_groups
+    wait = "agentlog_queue_wait_seconds"
+    assert total(supervisor, wait, f"{wait}_count", topic=GOALS) >= 1
+    step = "agentlog_step_duration_seconds"
+    for agent in ("search", "writer", "critic"):
+        assert total(agent, step, f"{step}_count", agent=agent, outcome="ok") >= 1, agent
+        assert total(agent, wait, f"{wait}_count", topic=f"agentlog.tasks.{agent}") >= 1, agent
+    assert step in scraped["summarizer"]
+    tokens = "agentlog_model_tokens"
+    for agent in ("writer", "critic"):
+        assert total(agent, tokens, f"{tokens}_total", agent=agent, direction="input") > 0, agent
+        assert "agentlog_model_cost_usd" in scraped[agent]
