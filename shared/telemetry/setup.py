@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,8 @@ __all__ = [
 log = logging.getLogger("agentlog.telemetry")
 
 EXPORTERS = ("none", "console", "otlp", "file")
-# The HTTP exporter first: it needs no gRPC runtime.
-_OTLP_MODULES = (
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-)
+_OTLP_HTTP = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+_OTLP_GRPC = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 
 _provider: TracerProvider | None = None
 
@@ -122,7 +120,15 @@ def _make_exporter(name: str, service: str, state_dir: Path | None) -> SpanExpor
             raise ValueError("the file trace exporter needs a state dir")
         return JsonLinesSpanExporter(trace_file(state_dir, service))
     if name == "otlp":
-        for module_name in _OTLP_MODULES:
+        # The standard protocol setting picks the exporter; http/protobuf is the spec's default
+        # (and needs no gRPC runtime), the other one is the fallback when only it is installed.
+        protocol = os.environ.get(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+        )
+        modules = (
+            (_OTLP_GRPC, _OTLP_HTTP) if protocol.startswith("grpc") else (_OTLP_HTTP, _OTLP_GRPC)
+        )
+        for module_name in modules:
             try:
                 module = importlib.import_module(module_name)
             except ImportError:
