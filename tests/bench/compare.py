@@ -108,7 +108,8 @@ class _Harness:
             bytes_before = await storage.bytes(self.server_url)
             probe = CpuProbe(watched)
             probe.start()
-            batch: Batch = await run_batch(run_one, system, self.config.workflows, level)
+            prefix = f"{system}-{level}"  # ids must not repeat: a goal again is a duplicate
+            batch: Batch = await run_batch(run_one, prefix, self.config.workflows, level)
             used = probe.stop()
             await asyncio.sleep(_STATS_SETTLE_S)
             run_xacts = await transactions(self.server_url) - xacts_before

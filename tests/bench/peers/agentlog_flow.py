@@ -87,6 +87,7 @@ class AgentlogReports:
         except TimeoutError:
             dead = self.services.dead()
             raise RuntimeError(
-                f"no completion for {workflow_id} in {_TIMEOUT_S:.0f} s (exited services: {dead})"
+                f"no completion for {workflow_id} in {_TIMEOUT_S:.0f} s (exited services: {dead});"
+                f" the supervisor's log ends:\n{self.services.log_tail('supervisor', 20)}"
             ) from None
         return self._done.pop(workflow_id)
