@@ -6,8 +6,8 @@ any non-loopback host also needs sign-in configured, or the command exits 2 with
 
 from __future__ import annotations
 
-import asyncio
 import json
+import signal
 import sys
 from typing import Annotated
 
@@ -16,6 +16,7 @@ import typer
 from shared.auth import CredentialError, Principal, Role
 from shared.auth.keys import ensure_principal_key
 from shared.cli.stack import load_cli_settings
+from shared.cli.workflows import _run, _store
 from shared.console.access import ConsoleRole, bind_problem, hash_password
 from shared.console.settings import ConsoleSettings, load_console_settings
 from shared.settings import Settings, StackNotConfiguredError
@@ -60,7 +61,11 @@ def console(
         settings.require_kafka_bootstrap()
     except StackNotConfiguredError as exc:
         raise _fail(str(exc)) from None
-    asyncio.run(_serve(settings, console_settings))
+    # uvicorn stops on SIGINT/SIGTERM, then raises the signal again for the handler it found:
+    # a no-op one, so a requested stop ends with exit 0 like the services', not a traceback.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda *_: None)
+    _run(_serve(settings, console_settings))
 
 
 async def _serve(settings: Settings, console_settings: ConsoleSettings) -> None:
@@ -77,6 +82,8 @@ async def _serve(settings: Settings, console_settings: ConsoleSettings) -> None:
             settings, service="console", topics=[GOALS, CONTROL, APPROVALS], principal=principal
         )
 
+    async with _store(settings):
+        pass  # unreachable Postgres: one line naming the address, not uvicorn's traceback
     store = open_store(settings)
     app = create_app(
         store=store,
@@ -96,8 +103,7 @@ async def _serve(settings: Settings, console_settings: ConsoleSettings) -> None:
         # Live pages hold server-sent event streams open; do not wait on them to stop.
         timeout_graceful_shutdown=2,
     )
-    async with store:
-        await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve()
 
 
 def _read_password() -> str:

@@ -8,7 +8,8 @@ on loopback, where every visitor acts as the development ``operator``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,22 @@ def create_app(
     poll_s: float = 0.5,
     live_lifetime_s: float = 300.0,
 ) -> FastAPI:
-    """The console app. The caller starts and stops ``store``; ``bus_for(principal)`` returns
-    an unstarted bus signing as that principal (one per write)."""
+    """The console app; it starts ``store`` when the server starts and stops it after.
+    ``bus_for(principal)`` returns an unstarted bus signing as that principal (one per write)."""
     from shared.console import forms, live, pages
 
-    app = FastAPI(title="agentlog console", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with store:
+            yield
+
+    app = FastAPI(
+        title="agentlog console",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     environment = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=True)
     app.state.console = Console(
         store=store,

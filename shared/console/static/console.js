@@ -11,9 +11,17 @@ function follow(element) {
     fetching = true;
     try {
       const response = await fetch(element.dataset.fragment, { credentials: "same-origin" });
+      const html = response.ok ? await response.text() : null;
+      // A page drawn before its workflow existed reloads once it does, to get its forms.
+      if (html !== null && element.dataset.reloadWhen) {
+        const probe = document.createElement("div");
+        probe.innerHTML = html;
+        if (probe.querySelector(element.dataset.reloadWhen)) { window.location.reload(); return; }
+      }
       // Keep what a user is typing into a form inside the region: skip while it has focus.
-      if (response.ok && !element.contains(document.activeElement.closest("form"))) {
-        element.innerHTML = await response.text();
+      const focused = document.activeElement && document.activeElement.closest("form");
+      if (html !== null && !element.contains(focused)) {
+        element.innerHTML = html;
       }
     } finally {
       fetching = false;
