@@ -27,6 +27,7 @@ from shared.commands import (
     receive_completion,
     wait_for_completion,
 )
+from shared.console.settings import DEFAULT_PORT, ConsoleSettings
 from shared.eventstore.postgres import PostgresEventStore
 from shared.readside.queries import TimelineRow, timeline
 from shared.runtime.processes import ServiceProcesses
@@ -99,6 +100,7 @@ def demo(
         _show(completion, rows)
         _show_trace(state_dir, completion.workflow_id)
     console.print(f"[bold]demo finished in {time.monotonic() - started:.1f}s[/]")
+    console.print(f"[bold]console[/]: {_console_hint(owned_stack)}", soft_wrap=True)
     if completion is None or completion.outcome != "completed":
         raise typer.Exit(1)
 
@@ -119,6 +121,17 @@ async def _submit_and_wait(
             raise
         completion = await received
         return completion, timeline(await store.read(goal.workflow_id))
+
+
+def _console_hint(owned_stack: bool) -> str:
+    """Where the web console will answer (docs/console.md), and how to start it."""
+    try:
+        settings = ConsoleSettings()
+        host, port = settings.host, settings.port
+    except ValueError:  # malformed console settings: `agentlog console` itself says why
+        host, port = "127.0.0.1", DEFAULT_PORT
+    start = "agentlog up && agentlog console" if owned_stack else "agentlog console"
+    return escape(f"run `{start}` → http://{host}:{port}")
 
 
 def _show(completion: CompletionEvent, rows: list[TimelineRow]) -> None:

@@ -175,3 +175,12 @@ async def test_the_trace_page_draws_recorded_spans(golden: Harness, tmp_path: Pa
         (tmp_path / "traces" / "supervisor.jsonl").write_text(span.to_json() + "\n")
         page = await c.get("/workflows/wf-golden-rollback/trace")
     assert "supervisor.decide  [supervisor]  2.0 ms" in page.text
+
+
+def test_the_demo_names_the_console_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` ends with where `agentlog console` will answer, port setting included."""
+    from shared.cli.demo import _console_hint
+
+    assert _console_hint(True) == "run `agentlog up && agentlog console` → http://127.0.0.1:8780"
+    monkeypatch.setenv("AGENTLOG_CONSOLE_PORT", "9001")
+    assert _console_hint(False).endswith("http://127.0.0.1:9001")
