@@ -18,6 +18,6 @@ def trace_lines(state_dir: Path | None, workflow_id: str) -> tuple[list[str], st
     if not spans:
         return [], (
             f"no spans for {workflow_id} under {state_dir / 'traces'}: run the services with "
-            "AGENTLOG_OTEL_EXPORTER=file (docs/operations.md) to record them"
+            "AGENTLOG_OTEL_EXPORTER=file (docs/observability.md) to record them"
         )
     return render_span_tree(spans), None
