@@ -38,9 +38,12 @@ async def home() -> Response:
 
 
 @router.get("/signin")
-async def signin_form(request: Request, next: str = "/workflows") -> HTMLResponse:
-    """The sign-in form."""
-    return console_of(request).render(request, "signin.html", {"next": _local(next)})
+async def signin_form(request: Request, next: str = "/workflows") -> Response:
+    """The sign-in form (development mode has none: everyone is the operator)."""
+    console = console_of(request)
+    if console.access.open:
+        return RedirectResponse("/workflows", status_code=303)
+    return console.render(request, "signin.html", {"next": _local(next)})
 
 
 @router.post("/signin")
@@ -76,8 +79,11 @@ async def signout(request: Request, csrf: str = Form("")) -> Response:
 
 
 def _local(target: str) -> str:
-    """Only a path on this console: never an open redirect to another site."""
-    return target if target.startswith("/") and not target.startswith("//") else "/workflows"
+    """Only a path on this console: never an open redirect to another site (browsers read
+    ``//host`` and ``/\\host`` as another host)."""
+    if target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/workflows"
 
 
 @router.get("/workflows")

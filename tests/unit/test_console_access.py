@@ -281,3 +281,17 @@ async def test_changes_are_signed_and_recorded_as_the_user(
     granted = next(e for e in events if e["type"] == "ApprovalGranted")
     assert (started["submitted_by"], granted["approver"]) == ("alice", "bob")
     assert granted["_principal"] == "bob"
+
+
+async def test_sign_in_never_redirects_to_another_site(
+    harness: Harness, users: dict[str, User]
+) -> None:
+    """A ``next`` naming another host lands on the workflows page instead."""
+    async with client(harness.app(access_for(users))) as c:
+        for target in ("//evil.example/x", "/\\evil.example", "https://evil.example"):
+            form = {"username": "vera", "password": PASSWORDS["vera"], "next": target}
+            response = await c.post("/signin", data={**form, "csrf": await csrf_of(c)})
+            assert response.headers["location"] == "/workflows", target
+        form = {"username": "vera", "password": PASSWORDS["vera"], "next": "/approvals"}
+        response = await c.post("/signin", data={**form, "csrf": await csrf_of(c)})
+        assert response.headers["location"] == "/approvals"
