@@ -53,6 +53,9 @@ class KafkaTuning(BaseSettings):
     max_batch_size: int = 1_048_576
     request_timeout_ms: int = 15_000
     commit_timeout_s: float = 10.0
+    # How often each process checks that the broker still has its topics and committed
+    # offsets (a restarted in-memory broker has neither; see shared/transport/broker_watch.py).
+    broker_check_s: float = 2.0
 
 
 class Settings(BaseSettings):

@@ -23,6 +23,8 @@ from shared.settings import Settings, load_settings
 from shared.telemetry.metrics_wiring import ServiceMetrics
 from shared.telemetry.tracing import Tracing
 from shared.transport import Subscription
+from shared.transport.broker_watch import BrokerReset
+from shared.transport.kafka import KafkaBus
 
 __all__ = ["main", "policy_from", "serve"]
 
@@ -72,14 +74,24 @@ def ceiling_from(settings: Settings) -> Budget:
     )
 
 
-async def _watch_deadlines(supervisor: Supervisor, stop: asyncio.Event, every_s: float) -> None:
+async def _watch_deadlines(
+    supervisor: Supervisor, stop: asyncio.Event, every_s: float, kafka: KafkaBus
+) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+        if not kafka.broker_available:
+            # A task cannot be delivered or answered while the broker is away: letting its
+            # deadline pass would spend its attempts on the outage, not on the agent.
+            continue
         try:
             await supervisor.tick()
         except Exception:  # a failed tick must not stop the supervisor; the next one retries
             _log.exception("deadline tick failed")
+
+
+async def _request_redrive(relay: OutboxRelay, reset: BrokerReset) -> None:
+    relay.request_redrive(reset.intact_since)
 
 
 async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
@@ -116,8 +128,15 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
                 if stream.last_type not in TERMINAL_EVENTS and stream.stream_id != FLEET_STREAM:
                     supervisor.watch(stream.stream_id)
             relay = OutboxRelay(
-                store, bus, supervisor.committed, lease=lease, trace_scope=tracing.relay()
+                store,
+                bus,
+                supervisor.committed,
+                lease=lease,
+                trace_scope=tracing.relay(),
+                active=lambda: list(supervisor.active),
             )
+            # A broker that forgot its topics lost records nobody had read: re-drive them.
+            kafka.add_reset_listener(lambda reset: _request_redrive(relay, reset))
             await bus.subscribe(
                 Subscription(
                     [GOALS, RESULTS, CONTROL],
@@ -143,7 +162,7 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
             registration.ready()
             async with asyncio.TaskGroup() as group:
                 group.create_task(relay.run(stop))
-                group.create_task(_watch_deadlines(supervisor, stop, 1.0))
+                group.create_task(_watch_deadlines(supervisor, stop, 1.0, kafka))
     finally:
         tracing.shutdown()
 

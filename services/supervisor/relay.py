@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 
 from opentelemetry import context, propagate
@@ -20,6 +20,7 @@ from schemas.events import RecordedEventMessage, TaskScheduled
 from schemas.registry import model_for
 from schemas.topics import COMPLETIONS, WORKFLOW_EVENTS, task_topic
 from services.supervisor.leadership import AlwaysLeader, Lease
+from services.supervisor.redrive import PublishedPositions, open_task_commands
 from shared.domain import TERMINAL_EVENTS, completion_for, replay
 from shared.eventstore import EventStore, RecordedEvent
 from shared.runtime.codec import decode_history
@@ -49,7 +50,12 @@ class OutboxRelay:
         lease: Lease | None = None,
         lease_check_s: float = 2.0,
         trace_scope: Callable[[RecordedEvent], AbstractContextManager[None]] | None = None,
+        active: Callable[[], Iterable[str]] = tuple,
+        redrive_window_s: float = 60.0,
     ) -> None:
+        """``active`` names the unfinished workflows whose open tasks a re-drive publishes
+        again; ``redrive_window_s`` is how far before the broker was last known intact a
+        re-drive rewinds (a consumer may not have read what was published just before)."""
         self._store = store
         self._bus = bus
         self._wakeup = wakeup
@@ -61,7 +67,20 @@ class OutboxRelay:
         # Around each publish: by default the recorded trace context is restored; tracing
         # wires a span in that context instead (shared.telemetry.tracing).
         self._trace_scope = trace_scope or _recorded_context
+        self._active = active
+        self._redrive_window_s = redrive_window_s
+        self._published = PublishedPositions()
+        self._redrive_since: float | None = None
         self.position = 0
+        #: How many re-drives this relay has done (tests and status read it).
+        self.redrives = 0
+
+    def request_redrive(self, intact_since: float) -> None:
+        """The broker forgot what was published after ``intact_since`` (monotonic seconds):
+        publish open tasks and the recent past again, from the store (see ``redrive``)."""
+        if self._redrive_since is None or intact_since < self._redrive_since:
+            self._redrive_since = intact_since
+        self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay while this process holds the lease, until ``stop`` is set."""
@@ -88,7 +107,11 @@ class OutboxRelay:
                 if not loaded:
                     # Reloaded on every new lease: another leader may have moved it on.
                     self.position = await self._store.load_checkpoint(self.CHECKPOINT)
+                    # Where leading began: a re-drive goes back no further than this.
+                    self._published.mark(time.monotonic(), self.position)
                     loaded = True
+                if self._redrive_since is not None:
+                    await self._redrive(self._redrive_since)
                 relayed = await self.relay_batch()
             except Exception:
                 # A dropped database connection or a broker hiccup must not end the supervisor
@@ -119,8 +142,25 @@ class OutboxRelay:
             await self._publish(record)
             self.position = record.position
         if records:
+            self._published.mark(time.monotonic(), self.position)
             await self._store.save_checkpoint(self.CHECKPOINT, self.position)
         return len(records)
+
+    async def _redrive(self, intact_since: float) -> None:
+        commands = await open_task_commands(self._store, list(self._active()))
+        for record in commands:
+            await self._publish(record)
+        rewind_to = self._published.before(intact_since - self._redrive_window_s, self.position)
+        _log.warning(
+            "re-drove %d open task(s) from the event store; publishing again from position %d"
+            " (was %d)",
+            len(commands),
+            rewind_to,
+            self.position,
+        )
+        self.position = min(self.position, rewind_to)
+        self._redrive_since = None
+        self.redrives += 1
 
     async def _publish(self, record: RecordedEvent) -> None:
         # Publish inside the trace that recorded the event, so the hop joins the same trace.

@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 
+from shared.runtime.log_limits import RepeatFilter
 from shared.runtime.redaction import (
     REDACTOR,
     RedactingFilter,
@@ -37,6 +38,8 @@ def configure_logging(service: str, secrets: Iterable[str] = ()) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(REDACTOR))
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(RepeatFilter())  # a retrying client's storm: one line a window
         if formatter is not None:
             handler.setFormatter(formatter)
     install_excepthook(REDACTOR)

@@ -37,6 +37,7 @@ from shared.stack.state import (
     remove_state,
     write_state,
 )
+from shared.stack.topics import create_topics
 
 __all__ = [
     "ComponentInfo",
@@ -258,7 +259,12 @@ class EmbeddedStack:
             if wait_until(lambda: broker.is_ready(recorded), _BROKER_READY_TIMEOUT_S):
                 return recorded, Outcome.ALREADY_RUNNING
             broker.stop(recorded)
+        if recorded is not None:
+            # Running services keep the old address: give a dying broker time to free it.
+            wait_until(lambda: find_free_port(recorded.port) == recorded.port, 5.0, 0.1)
         record = broker.start(find_free_port(recorded.port if recorded else None))
+        # At once, before a running service's client sends into a topic the broker lacks.
+        create_topics(kafka_bootstrap(record.port))
         return record, Outcome.RESTARTED if recorded else Outcome.STARTED
 
     def _make_state_dir(self) -> None:

@@ -21,22 +21,27 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownError
 
 from schemas.base import Message
 from shared.auth import Signer
 from shared.settings import KafkaTuning
 from shared.transport.admin import ensure_topics, leave_group
+from shared.transport.broker_watch import BrokerReset, BrokerWatch
 from shared.transport.dlq import DeadLetter, RetryPolicy, truncated
 from shared.transport.envelope import Envelope, RawRecord, source_for
 from shared.transport.pipeline import process_record, stopped_within, traced_publish
 from shared.transport.port import Bus, Subscription
 
-__all__ = ["KafkaBus"]
+__all__ = ["KafkaBus", "ResetListener"]
+
+#: Told that the broker forgot (topics or committed offsets), with the ``time.monotonic()``
+#: since which anything published may be lost; the supervisor re-drives from the store.
+ResetListener = Callable[[BrokerReset], Awaitable[None]]
 
 log = logging.getLogger("agentlog.transport")
 
@@ -47,6 +52,8 @@ _FETCH_ERROR_PAUSE_S = 1.0
 _DLQ_RETRY_PAUSE_S = 0.5
 # A stuck partition is logged when it gets stuck, then at most this often.
 _STUCK_LOG_EVERY_S = 60.0
+_UNKNOWN_ERROR_RETRIES = 50
+_UNKNOWN_ERROR_PAUSE_S = 0.02
 # Room for the protocol's own framing around a record of max_record_bytes.
 _REQUEST_OVERHEAD_BYTES = 64 * 1024
 
@@ -56,6 +63,8 @@ class _Consumer:
     subscription: Subscription
     client: AIOKafkaConsumer
     task: asyncio.Task[None] | None = None
+    #: What this process last committed per partition: the broker must never have less.
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
 
 
 class KafkaBus(Bus):
@@ -97,6 +106,14 @@ class KafkaBus(Bus):
         self._stuck_logged: dict[str, float] = {}
         #: (group, topic-partition) → the next offset to handle there, for ``consumer_lag``.
         self._next_offsets: dict[tuple[str, TopicPartition], int] = {}
+        self._watch = BrokerWatch(
+            bootstrap, partitions=partitions, tuning=self._tuning, client_id=self._client_id
+        )
+        self._watch_task: asyncio.Task[None] | None = None
+        self._check_now = asyncio.Event()
+        self._reset_listeners: list[ResetListener] = []
+        #: How many times this process found that the broker forgot (``health()`` shows it).
+        self.resets = 0
 
     async def start(self) -> None:
         """Create missing topics and their DLQs, then connect the producer."""
@@ -104,6 +121,7 @@ class KafkaBus(Bus):
             return
         self._stopping = asyncio.Event()
         await self._ensure(self._topics)
+        self._watch.expect(self._topics)
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
@@ -116,10 +134,17 @@ class KafkaBus(Bus):
         )
         await producer.start()
         self._producer = producer
+        self._watch_task = asyncio.create_task(self._watch_broker(), name="broker-watch")
+        self._watch_task.add_done_callback(_log_crash)
 
     async def stop(self) -> None:
         """Finish in-flight records (up to the drain timeout), commit, leave groups, flush."""
         self._stopping.set()
+        if self._watch_task is not None:
+            watch, self._watch_task = self._watch_task, None
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+        await self._watch.close()
         tasks = [c.task for c in self._consumers if c.task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self._drain_timeout_s)
@@ -163,6 +188,7 @@ class KafkaBus(Bus):
         now = time.monotonic()
         return {
             "consumers": [c.subscription.group for c in self._consumers],
+            "broker_resets": self.resets,
             "stuck_partitions": {
                 where: {"reason": reason, "for_s": round(now - since, 1)}
                 for where, (reason, since) in self._stuck.items()
@@ -201,6 +227,7 @@ class KafkaBus(Bus):
         if self._producer is None:
             raise RuntimeError("KafkaBus.subscribe() before start()")
         await self._ensure(subscription.topics)
+        self._watch.expect(subscription.topics)
         client = AIOKafkaConsumer(
             *subscription.topics,
             bootstrap_servers=self._bootstrap,
@@ -249,11 +276,21 @@ class KafkaBus(Bus):
         )
 
     async def _send(self, topic: str, envelope: Envelope) -> None:
-        if self._producer is None:
-            raise RuntimeError("KafkaBus.publish() before start()")
-        await self._producer.send_and_wait(
-            topic, envelope.value, key=envelope.key, headers=envelope.headers
-        )
+        for attempt in range(_UNKNOWN_ERROR_RETRIES + 1):
+            if self._producer is None:
+                raise RuntimeError("KafkaBus.publish() before start()")
+            try:
+                await self._producer.send_and_wait(
+                    topic, envelope.value, key=envelope.key, headers=envelope.headers
+                )
+                return
+            except UnknownError:
+                # Tansu, after a restart, still holds files of records sent while a topic was
+                # missing; a write that lands on one fails like this and moves the offset on,
+                # so the next attempt succeeds. Kafka itself does not answer a produce so.
+                if attempt == _UNKNOWN_ERROR_RETRIES:
+                    raise
+                await asyncio.sleep(_UNKNOWN_ERROR_PAUSE_S)
 
     async def _consume(self, consumer: _Consumer) -> None:
         stop_requested = asyncio.ensure_future(self._stopping.wait())
@@ -324,11 +361,60 @@ class KafkaBus(Bus):
             await asyncio.wait_for(
                 consumer.client.commit({tp: offset}), timeout=self._tuning.commit_timeout_s
             )
+            consumer.committed[tp] = offset
         except TimeoutError:
-            log.error("commit of %s@%d timed out; is the broker up?", tp, offset, extra=fields)
+            log.error("commit timed out; is the broker up? (%s@%d)", tp, offset, extra=fields)
+            self._check_now.set()  # a broker that forgot its topics fails commits like this
         except KafkaError as exc:
             # Typically a rebalance moved the partition: its new owner redelivers the record.
             log.warning("commit of %s@%d failed: %r", tp, offset, exc, extra=fields)
+
+    @property
+    def broker_available(self) -> bool:
+        """False while the broker cannot be reached (the last check failed)."""
+        return self._watch.available
+
+    def add_reset_listener(self, listener: ResetListener) -> None:
+        """Call ``listener`` each time this process finds that the broker forgot."""
+        self._reset_listeners.append(listener)
+
+    async def _watch_broker(self) -> None:
+        """Check the broker every ``broker_check_s`` (sooner after a failed commit)."""
+        while not self._stopping.is_set():
+            waiter = asyncio.ensure_future(self._check_now.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=self._tuning.broker_check_s)
+            finally:
+                waiter.cancel()
+            self._check_now.clear()
+            if self._stopping.is_set():
+                return
+            committed = {c.subscription.group: dict(c.committed) for c in self._consumers}
+            try:
+                reset = await self._watch.check(committed)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                # Away, not forgetful: the clients reconnect by themselves. Said once a window.
+                log.warning("cannot check the broker: %r", exc)
+                continue
+            if reset is not None:
+                await self._on_reset(reset)
+
+    async def _on_reset(self, reset: BrokerReset) -> None:
+        self.resets += 1
+        log.warning(
+            "the broker lost %s (restarted with empty storage?); topics are created again, "
+            "groups re-join from the earliest offset, and %d listener(s) re-drive",
+            reset.describe(),
+            len(self._reset_listeners),
+        )
+        for consumer in self._consumers:
+            # The group's offsets are gone: what was committed here no longer says anything.
+            consumer.committed.clear()
+        for listener in self._reset_listeners:
+            try:
+                await listener(reset)
+            except Exception:  # one failing listener must not keep the others from re-driving
+                log.exception("a broker-reset listener failed")
 
     async def _dead_letter(self, letter: DeadLetter) -> bool:
         # Committing a record whose dead letter was not written would lose it, so keep

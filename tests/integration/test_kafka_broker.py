@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,27 +23,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from shared.stack import EmbeddedStack, Outcome, StackError
-from shared.stack.kafka_jars import find_java, jars_cached
+from shared.stack import EmbeddedStack, Outcome
 from shared.stack.process import find_free_port, wait_until
 from shared.stack.state import BrokerKind
 from tests.contracts.transport import TransportContract, TransportHarness
 from tests.integration.test_transport_kafka import KafkaHarness
+from tests.kafka_available import needs_kafka
 
-
-def _missing() -> str | None:
-    try:
-        find_java()
-    except StackError as exc:
-        return str(exc)
-    if not jars_cached() and shutil.which("mvn") is None:
-        return "`mvn` is not on PATH and Apache Kafka's jars are not cached"
-    return None
-
-
-_MISSING = _missing()
 pytestmark = pytest.mark.integration
-needs_kafka = pytest.mark.skipif(_MISSING is not None, reason=f"no Apache Kafka here: {_MISSING}")
 
 _CLI = "from shared.cli.stack import stack_app; stack_app(prog_name='agentlog stack')"
 
