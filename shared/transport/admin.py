@@ -14,11 +14,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.group import LeaveGroupRequest
+from aiokafka.protocol.transaction import InitProducerIdRequest
 
 from schemas.topics import dlq_topic
 from shared.settings import KafkaTuning
 
-__all__ = ["ensure_topics", "leave_group", "with_dead_letter_topics"]
+__all__ = ["ensure_topics", "leave_group", "supports_idempotence", "with_dead_letter_topics"]
 
 log = logging.getLogger("agentlog.transport")
 
@@ -99,5 +100,35 @@ async def leave_group(
         await client.send(node, LeaveGroupRequest(group, member_id))
     except KafkaError as exc:
         log.warning("leaving group %s failed: %r", group, exc, extra={"group": group})
+    finally:
+        await client.close()
+
+
+async def supports_idempotence(
+    bootstrap: str, *, tuning: KafkaTuning | None = None, client_id: str | None = None
+) -> bool:
+    """Whether the broker hands out producer ids, which an idempotent producer needs.
+
+    Asked once, as a producer would (InitProducerId without a transactional id), so nothing is
+    written: Apache Kafka answers with an id (or "loading", just after it started); Tansu
+    answers UnknownError, and a producer that relied on it would fail its first send.
+    """
+    tuning = tuning or KafkaTuning()
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap,
+        client_id=client_id or "agentlog-admin",
+        request_timeout_ms=tuning.request_timeout_ms,
+    )
+    try:
+        await client.bootstrap()
+        node = client.get_random_node()
+        # No transactional id (None), as aiokafka's own idempotent producer asks.
+        response = await client.send(node, InitProducerIdRequest(None, 60_000))
+        code = int(response.error_code)
+        # A retriable answer (the coordinator still loading, just after a start) is a broker
+        # that has producer ids, only not yet: the producer's own retries wait for it.
+        return code == 0 or bool(for_code(code).retriable)
+    except KafkaError:
+        return False
     finally:
         await client.close()

@@ -1,17 +1,23 @@
 """``KafkaBus``: the transport port over aiokafka, for any Kafka-protocol broker (Tansu included).
 
-Producer: ``acks="all"``, no idempotence and no transactions (Tansu supports neither), so
-delivery is at-least-once and consumers dedupe by ``ce_id``. Consumers: one group per service,
-``enable_auto_commit=False``, ``auto_offset_reset="earliest"``; each record's offset is committed
-only after its handler returned (or it was dead-lettered). Records of one partition are handled
-in order; the partitions of one fetch are handled concurrently. A handler that raises is retried
-on the same record per ``RetryPolicy``, then the record is dead-lettered (``handler-error``).
+Producer: ``acks="all"``; idempotent where the broker hands out producer ids (Apache Kafka, not
+Tansu: asked once at start), never transactional. Delivery is at-least-once end to end (a
+process can die between its effect and its commit), so consumers dedupe by ``ce_id``.
+Consumers: one group per service, ``enable_auto_commit=False``,
+``auto_offset_reset="earliest"``; each record's offset is committed only after its handler
+returned (or it was dead-lettered). Records of one partition are handled in order; the
+partitions of one fetch are handled concurrently. A handler that raises is retried on the same
+record per ``RetryPolicy``, then the record is dead-lettered (``handler-error``).
 
 Sizes: ``max_record_bytes`` bounds what is produced (refused before sending) and consumed (an
 oversized record is dead-lettered with its value cut). A dead letter the broker still refuses as
 too large is cut and sent again, so no record can hold its partition. A partition that cannot
 move (its dead letter cannot be written, or its handler waits for a dependency) is logged once
 and reported by ``health()`` until it moves again.
+
+Forgetful brokers: every ``broker_check_s`` a ``BrokerWatch`` re-creates any topic the broker
+lost and compares the group offsets with what this process committed; a loss is a *reset*,
+told to the listeners (``add_reset_listener``), which re-drive from the event store.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownError
 from schemas.base import Message
 from shared.auth import Signer
 from shared.settings import KafkaTuning
-from shared.transport.admin import ensure_topics, leave_group
+from shared.transport.admin import ensure_topics, leave_group, supports_idempotence
 from shared.transport.broker_watch import BrokerReset, BrokerWatch
 from shared.transport.dlq import DeadLetter, RetryPolicy, truncated
 from shared.transport.envelope import Envelope, RawRecord, source_for
@@ -114,6 +120,8 @@ class KafkaBus(Bus):
         self._reset_listeners: list[ResetListener] = []
         #: How many times this process found that the broker forgot (``health()`` shows it).
         self.resets = 0
+        #: Whether the producer is idempotent (the broker hands out producer ids).
+        self.idempotent = False
 
     async def start(self) -> None:
         """Create missing topics and their DLQs, then connect the producer."""
@@ -122,11 +130,15 @@ class KafkaBus(Bus):
         self._stopping = asyncio.Event()
         await self._ensure(self._topics)
         self._watch.expect(self._topics)
+        # Idempotence where the broker supports it: a retried send is then written once.
+        self.idempotent = await supports_idempotence(
+            self._bootstrap, tuning=self._tuning, client_id=self._client_id
+        )
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             acks="all",
-            enable_idempotence=False,
+            enable_idempotence=self.idempotent,
             linger_ms=self._tuning.linger_ms,
             max_batch_size=self._tuning.max_batch_size,
             request_timeout_ms=self._tuning.request_timeout_ms,
@@ -189,6 +201,7 @@ class KafkaBus(Bus):
         return {
             "consumers": [c.subscription.group for c in self._consumers],
             "broker_resets": self.resets,
+            "idempotent_producer": self.idempotent,
             "stuck_partitions": {
                 where: {"reason": reason, "for_s": round(now - since, 1)}
                 for where, (reason, since) in self._stuck.items()

@@ -23,9 +23,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from schemas.messages import GoalSubmitted
 from shared.stack import EmbeddedStack, Outcome
 from shared.stack.process import find_free_port, wait_until
 from shared.stack.state import BrokerKind
+from shared.transport import KafkaBus
+from shared.transport.admin import supports_idempotence
 from tests.contracts.transport import TransportContract, TransportHarness
 from tests.integration.test_transport_kafka import KafkaHarness
 from tests.kafka_available import needs_kafka
@@ -84,6 +87,18 @@ def _cli(state_dir: Path, *args: str, path: str | None = None) -> subprocess.Com
         timeout=300,
         check=False,
     )
+
+
+@needs_kafka
+async def test_the_producer_is_idempotent_on_apache_kafka(bootstrap: str) -> None:
+    """Apache Kafka hands out producer ids, so the bus's producer is idempotent there."""
+    assert await supports_idempotence(bootstrap)
+    topic = f"t-idem-{uuid.uuid4().hex[:8]}"
+    async with KafkaBus(bootstrap, service="s", topics=[topic]) as bus:
+        await bus.publish(
+            topic, GoalSubmitted(workflow_id="wf-idem", goal="explain replay"), key="wf-idem"
+        )
+        assert bus.health()["idempotent_producer"] is True
 
 
 @needs_kafka

@@ -10,10 +10,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.messages import GoalSubmitted
 from shared.auth import Signer
 from shared.settings import KafkaTuning
 from shared.transport import Bus, KafkaBus, RawRecord, RetryPolicy
-from shared.transport.admin import ensure_topics
+from shared.transport.admin import ensure_topics, supports_idempotence
 from tests.conftest import StackInfo
 from tests.contracts.transport import FAST_RETRY, WAIT_S, TransportContract, TransportHarness
 
@@ -133,3 +134,16 @@ async def test_concurrent_topic_creation_tolerates_races(stack_info: StackInfo) 
     assert sorted(name for names in created for name in names) == [topic, f"{topic}.dlq"]
     counts = await _partition_counts(stack_info.kafka_bootstrap, [topic, f"{topic}.dlq"])
     assert counts == {topic: 3, f"{topic}.dlq": 3}
+
+
+async def test_the_producer_is_not_idempotent_on_a_broker_without_producer_ids(
+    stack_info: StackInfo,
+) -> None:
+    """On Tansu (no producer ids) the bus starts, publishes, and says it is not idempotent."""
+    assert not await supports_idempotence(stack_info.kafka_bootstrap)
+    topic = f"t-idem-{uuid.uuid4().hex[:8]}"
+    async with KafkaBus(stack_info.kafka_bootstrap, service="s", topics=[topic]) as bus:
+        await bus.publish(
+            topic, GoalSubmitted(workflow_id="wf-idem", goal="explain replay"), key="wf-idem"
+        )
+        assert bus.health()["idempotent_producer"] is False
