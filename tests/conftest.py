@@ -2,6 +2,9 @@
 
 Set AGENTLOG_DATABASE_URL and AGENTLOG_KAFKA_BOOTSTRAP to run the suite against external
 Postgres/Kafka; otherwise the session starts the embedded stack in a temp dir and stops it.
+Suites that run on both brokers also get ``kafka_stack_info``: a second embedded stack whose
+broker is Apache Kafka, started once per session on first use (skipped, saying why, where Java
+or Maven is missing).
 Either way the session has development signing keys, and exports ``AGENTLOG_AUTH_KEYS_DIR`` so
 every process and client it starts signs and verifies with them.
 """
@@ -34,9 +37,31 @@ def _private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         yield
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets ``BROKERS = ("tansu", "kafka")`` runs all its tests once per broker,
+    its module-scoped fixtures (a fleet of services, say) once per broker too."""
+    brokers = getattr(metafunc.module, "BROKERS", None)
+    if brokers and "broker" in metafunc.fixturenames:
+        metafunc.parametrize("broker", brokers, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def broker(request: pytest.FixtureRequest) -> str:
+    """The broker this module's tests run on: Tansu unless the module names both."""
+    return str(getattr(request, "param", "tansu"))
+
+
+@pytest.fixture(scope="module")
+def stack_info(broker: str, request: pytest.FixtureRequest) -> StackInfo:
+    """The Postgres DSN and Kafka bootstrap servers of the stack for this module's broker."""
+    name = "kafka_stack_info" if broker == "kafka" else "session_stack_info"
+    info: StackInfo = request.getfixturevalue(name)
+    return info
+
+
 @pytest.fixture(scope="session")
-def stack_info(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    """The session's Postgres DSN and Kafka bootstrap servers."""
+def session_stack_info(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """The session's embedded stack (Tansu), or the external one the environment names."""
     from shared.auth import ensure_development_keys
 
     db = os.environ.get("AGENTLOG_DATABASE_URL")
@@ -55,6 +80,26 @@ def stack_info(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     try:
         with _exported("AGENTLOG_AUTH_KEYS_DIR", str(keys)):
             yield StackInfo(db or info.database_url, kafka or info.kafka_bootstrap, keys)
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_stack_info(
+    session_stack_info: StackInfo, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackInfo]:
+    """A session stack whose broker is Apache Kafka; it trusts the same keys as ``stack_info``."""
+    from tests.kafka_available import KAFKA_MISSING
+
+    if KAFKA_MISSING is not None:
+        pytest.skip(f"no Apache Kafka here: {KAFKA_MISSING}")
+    from shared.stack import EmbeddedStack
+
+    stack = EmbeddedStack(tmp_path_factory.mktemp("kafka-stack") / ".agentlog", broker="kafka")
+    try:
+        info = stack.up()
+        # Every process and client signs with the session's keys, whichever broker it uses.
+        yield StackInfo(info.database_url, info.kafka_bootstrap, session_stack_info.keys_dir)
     finally:
         stack.down()
 

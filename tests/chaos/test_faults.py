@@ -31,6 +31,7 @@ from tests.conftest import StackInfo
 from tests.e2e.corpus import MANY_GOALS, REVISE_GOAL
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
+BROKERS = ("tansu", "kafka")
 
 # Drop every service connection each DROP_EVERY_S, DROP_ROUNDS times, while workflows run.
 DROP_ROUNDS, DROP_EVERY_S = 200, 0.02

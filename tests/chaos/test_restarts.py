@@ -42,6 +42,7 @@ from tests.conftest import StackInfo
 from tests.e2e.corpus import MANY_GOALS, REVISE_GOAL
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(240)]
+BROKERS = ("tansu", "kafka")
 
 # How long a killed service stays down. Shorter than the 2 s session timeout, so the dead member
 # still holds its partitions when the new one joins: the rebalance has to wait it out.

@@ -1,4 +1,7 @@
-"""Fixtures every end-to-end module shares: the service environment, the fleet, a producer."""
+"""Fixtures every end-to-end module shares: the service environment, the fleet, a producer.
+
+A module that sets ``BROKERS = ("tansu", "kafka")`` runs once per broker (tests/conftest.py).
+"""
 
 from __future__ import annotations
 

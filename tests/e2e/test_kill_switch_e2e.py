@@ -30,6 +30,9 @@ from tests.conftest import StackInfo
 from tests.e2e.upstream import publish_goal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+# The kill-switch reaches running work through the audit feed each worker follows in a group of
+# its own: broker-sensitive (group per process, read from the start), so both brokers.
+BROKERS = ("tansu", "kafka")
 
 REPO = Path(__file__).resolve().parents[2]
 GOAL = "Explain how replay rebuilds workflow state"

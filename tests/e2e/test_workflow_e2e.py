@@ -23,6 +23,8 @@ from tests.e2e.corpus import REVISE_GOAL
 from tests.e2e.upstream import publish_goal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+# The core path (goals in, completions out, trace, dead letters, CLI, metrics) on both brokers.
+BROKERS = ("tansu", "kafka")
 
 GOALS, COMPLETIONS = "agentlog.goals", "agentlog.completions"
 REPO = Path(__file__).resolve().parents[2]

@@ -20,6 +20,7 @@ import pytest
 
 from shared.stack import EmbeddedStack
 from shared.stack.process import wait_until
+from tests.kafka_available import needs_kafka
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -29,7 +30,7 @@ SERVICES = ("supervisor", "search", "writer", "critic", "summarizer")
 # The README's block, with the pids and outputs the test checks written to files.
 _SCRIPT = """
 set -eu
-agentlog stack up
+agentlog stack up --broker {broker}
 eval "$(agentlog stack status)"
 for service in {services}; do
     agentlog run "$service" >"$service.out" 2>&1 &
@@ -68,8 +69,10 @@ def _with_children(pid: int) -> set[int]:
 
 
 @pytest.mark.timeout(300)
-def test_readme_by_hand_section_leaves_nothing_behind(tmp_path: Path) -> None:
-    """After the README's commands end with `stack down`, every process they started is gone."""
+@pytest.mark.parametrize("broker", ["tansu", pytest.param("kafka", marks=needs_kafka)])
+def test_readme_by_hand_section_leaves_nothing_behind(tmp_path: Path, broker: str) -> None:
+    """After the README's commands (on either broker) complete a goal and end with
+    `stack down`, every process they started is gone."""
     project = tmp_path / "project"
     shutil.copytree(REPO / "docs", project / "docs")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLOG_")}
@@ -78,7 +81,7 @@ def test_readme_by_hand_section_leaves_nothing_behind(tmp_path: Path) -> None:
     env["CHILDREN"] = _CHILDREN
     seen: set[int] = set()
     try:
-        script = _SCRIPT.format(services=" ".join(SERVICES))
+        script = _SCRIPT.format(services=" ".join(SERVICES), broker=broker)
         run = subprocess.run(
             ["bash", "-c", script],
             cwd=project,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from schemas.events import WorkflowPolicy
 from schemas.messages import GoalSubmitted
@@ -15,6 +16,14 @@ from shared.eventstore import InMemoryEventStore
 from shared.runtime.log_limits import RepeatFilter
 from shared.transport.memory import InMemoryBus
 from tests.unit.test_supervisor import FixedClock, _delivery
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the relay never got there")
 
 
 async def _two_workflows(store: InMemoryEventStore) -> Supervisor:
@@ -49,12 +58,10 @@ async def test_redrive_republishes_open_tasks_under_their_ids_and_rewinds() -> N
         )
         stop = asyncio.Event()
         running = asyncio.create_task(relay.run(stop))
-        while relay.position < 4:
-            await asyncio.sleep(0.01)
+        await _until(lambda: relay.position >= 4)
         first = [dict(r.headers)["ce_id"] for r in bus.records(task_topic("search"))]
         relay.request_redrive(intact_since=0.0)
-        while relay.redrives == 0 or relay.position < 4:
-            await asyncio.sleep(0.01)
+        await _until(lambda: relay.redrives == 1 and relay.position >= 4)
         stop.set()
         await running
         commands = [dict(r.headers)["ce_id"] for r in bus.records(task_topic("search"))]
