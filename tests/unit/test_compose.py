@@ -13,6 +13,8 @@ import pytest
 
 from shared.auth import AuthSettings
 from shared.settings import KafkaTuning, Settings
+from shared.stack.kafka import server_properties
+from shared.stack.kafka_jars import kafka_version
 from shared.telemetry.logs import log_formatter
 from shared.telemetry.metrics_settings import MetricsSettings
 
@@ -148,6 +150,29 @@ def test_kafka_runs_in_kraft_mode(compose: dict[str, Any]) -> None:
     assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
     assert not any("ZOOKEEPER" in key for key in env)
     assert not any("zookeeper" in name for name in services)
+
+
+def test_compose_runs_the_kafka_the_suite_proves(compose: dict[str, Any]) -> None:
+    """Compose's Kafka is the version and has the group settings of the embedded Kafka that
+    the end-to-end and chaos suites run on, and the services keep the tested client timings."""
+    services = _services(compose)
+    kafka = services["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    tested = dict(
+        line.split("=", 1) for line in server_properties(9092, 9093, Path("/data")).splitlines()
+    )
+    env = _env(kafka)
+    for key in (
+        "group.min.session.timeout.ms",
+        "group.initial.rebalance.delay.ms",
+        "num.partitions",
+        "offsets.topic.replication.factor",
+    ):
+        assert str(env["KAFKA_" + key.upper().replace(".", "_")]) == tested[key], key
+    supervisor = _env(services["supervisor"])
+    for timing in ("SESSION_TIMEOUT_MS", "HEARTBEAT_INTERVAL_MS", "REBALANCE_TIMEOUT_MS"):
+        assert f"AGENTLOG_KAFKA_{timing}" not in supervisor, "keep the tested default"
+    assert KafkaTuning().session_timeout_ms >= int(env["KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS"])
 
 
 def test_tracing_goes_through_the_collector_to_jaeger(compose: dict[str, Any]) -> None:
