@@ -14,6 +14,7 @@ from pathlib import Path
 from shared.settings import Settings
 from shared.stack import EmbeddedStack
 from tests.bench.audit import bench_export_verify
+from tests.bench.brokers import bench_brokers
 from tests.bench.compare import run_comparison
 from tests.bench.controls import bench_controls
 from tests.bench.eventstore import bench_append
@@ -34,6 +35,7 @@ BENCHES = [
     "rollback",
     "tracing",
     "compare",
+    "brokers",
 ]
 
 
@@ -98,6 +100,16 @@ def main() -> None:
                 _emit("tracing_cost_per_workflow", asyncio.run(tracing))
         finally:
             stack.down()
+    if "brokers" in selected:
+        # Stacks of their own: Tansu, then Apache Kafka, with Kafka's figures over Tansu's.
+        figures = bench_brokers()
+        for broker, numbers in figures.items():
+            _emit(f"broker_{broker}", numbers)
+        if "kafka" in figures:
+            _emit(
+                "broker_kafka_over_tansu",
+                {k: figures["kafka"][k] / v for k, v in figures["tansu"].items() if v},
+            )
     if "compare" in selected:
         # Last, on a fresh Postgres of its own: agentlog next to LangGraph and DBOS, written to
         # bench-results.json (counts from AGENTLOG_BENCH_*; see docs/benchmarks.md).
