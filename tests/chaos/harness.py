@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
-from shared.runtime.processes import SERVICES, ServiceProcesses
+from shared.runtime.processes import SERVICES, ServiceProcesses, service_of
 from tests.e2e.upstream import publish_goal
 
 __all__ = [
@@ -57,11 +57,18 @@ T = TypeVar("T")
 
 
 class Fleet:
-    """The five services as processes, with the faults a chaos test injects."""
+    """The services as processes, with the faults a chaos test injects.
 
-    def __init__(self, env: dict[str, str], log_dir: Path, cwd: Path) -> None:
+    ``names`` are process names: the five services by default, or replicas such as
+    ``writer#2`` (``shared.runtime.processes.replica_names``); every method takes those names.
+    """
+
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, cwd: Path, names: tuple[str, ...] = SERVICES
+    ) -> None:
         self.log_dir = log_dir
-        self.processes = ServiceProcesses(env, log_dir, cwd=cwd)
+        self.names = names
+        self.processes = ServiceProcesses(env, log_dir, names, cwd=cwd)
         #: Services this test took down on purpose (until it restarts them).
         self.downed: set[str] = set()
 
@@ -92,16 +99,21 @@ class Fleet:
 
     def ready_count(self, name: str) -> int:
         """How many times the service has logged that it is consuming (once per start)."""
+        return self.log_count(name, rf": {re.escape(service_of(name))} ready\b")
+
+    def log_count(self, name: str, pattern: str) -> int:
+        """How many lines of the process's log match the regular expression ``pattern``."""
         path = self.log_dir / f"{name}.log"
         if not path.exists():
             return 0
-        marker = re.compile(rf": {re.escape(name)} ready\b")
+        marker = re.compile(pattern)
         return sum(
             1 for line in path.read_text(errors="replace").splitlines() if marker.search(line)
         )
 
-    async def wait_ready(self, names: tuple[str, ...] = SERVICES, starts: int = 1) -> None:
-        """Wait until each named service has joined its consumer group ``starts`` times."""
+    async def wait_ready(self, names: tuple[str, ...] | None = None, starts: int = 1) -> None:
+        """Wait until each named service (default: all) has joined its groups ``starts`` times."""
+        names = self.names if names is None else names
 
         async def all_ready() -> bool | None:
             return True if all(self.ready_count(n) >= starts for n in names) else None
@@ -111,7 +123,7 @@ class Fleet:
     def diagnostics(self) -> str:
         """Exit codes and log tails, for failure messages."""
         tails = "\n".join(
-            f"--- {name}.log\n{self.processes.log_tail(name, 15)}" for name in SERVICES
+            f"--- {name}.log\n{self.processes.log_tail(name, 15)}" for name in self.names
         )
         return f"dead: {self.processes.dead()}\n{tails}"
 
