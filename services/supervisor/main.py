@@ -156,6 +156,8 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
                     "supervisor",
                     authenticator=authenticator,
                     on_refused=supervisor.on_refused,
+                    # A person's decision waits minutes already; 100 ms more saves polling.
+                    fetch_wait_ms=100,
                 )
             )
             _log.info("supervisor ready (%d active workflows)", len(supervisor.active))

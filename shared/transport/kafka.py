@@ -58,6 +58,8 @@ _FETCH_ERROR_PAUSE_S = 1.0
 _DLQ_RETRY_PAUSE_S = 0.5
 # A stuck partition is logged when it gets stuck, then at most this often.
 _STUCK_LOG_EVERY_S = 60.0
+# A fetch's wait on a broker that answers as soon as records arrive: long, since data ends it.
+_LONG_POLL_MS = 500
 _UNKNOWN_ERROR_RETRIES = 50
 _UNKNOWN_ERROR_PAUSE_S = 0.02
 # Room for the protocol's own framing around a record of max_record_bytes.
@@ -122,6 +124,7 @@ class KafkaBus(Bus):
         self.resets = 0
         #: Whether the producer is idempotent (the broker hands out producer ids).
         self.idempotent = False
+        self._long_poll = False
 
     async def start(self) -> None:
         """Create missing topics and their DLQs, then connect the producer."""
@@ -133,6 +136,11 @@ class KafkaBus(Bus):
         # Idempotence where the broker supports it: a retried send is then written once.
         self.idempotent = await supports_idempotence(
             self._bootstrap, tuning=self._tuning, client_id=self._client_id
+        )
+        # A broker with producer ids implements the whole protocol, long-poll fetches included
+        # (Tansu does neither); an explicit AGENTLOG_KAFKA_FETCH_MAX_WAIT_MS always wins.
+        self._long_poll = (
+            self.idempotent and "fetch_max_wait_ms" not in self._tuning.model_fields_set
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
@@ -251,7 +259,7 @@ class KafkaBus(Bus):
             session_timeout_ms=self._tuning.session_timeout_ms,
             heartbeat_interval_ms=self._tuning.heartbeat_interval_ms,
             rebalance_timeout_ms=self._tuning.rebalance_timeout_ms,
-            fetch_max_wait_ms=self._tuning.fetch_max_wait_ms,
+            fetch_max_wait_ms=self._fetch_wait_ms(subscription),
             request_timeout_ms=self._tuning.request_timeout_ms,
             # At least one whole record per fetch, so an oversized one is seen and parked.
             max_partition_fetch_bytes=self._max_record_bytes + _REQUEST_OVERHEAD_BYTES,
@@ -263,6 +271,14 @@ class KafkaBus(Bus):
         )
         consumer.task.add_done_callback(_log_crash)
         self._consumers.append(consumer)
+
+    def _fetch_wait_ms(self, subscription: Subscription) -> int:
+        """How long one fetch waits for records. A broker that answers as soon as records
+        arrive (Apache Kafka) gets a long poll: no latency, few requests. One that answers only
+        when the wait runs out (Tansu) gets the short setting, or the subscription's own."""
+        if self._long_poll:
+            return max(_LONG_POLL_MS, subscription.fetch_wait_ms or 0)
+        return subscription.fetch_wait_ms or self._tuning.fetch_max_wait_ms
 
     async def _stop_consumer(self, consumer: _Consumer) -> None:
         # The member id lives only on aiokafka's private coordinator; read it defensively.
@@ -336,9 +352,13 @@ class KafkaBus(Bus):
         group = consumer.subscription.group
         if records:
             self._next_offsets[(group, tp)] = records[0].offset
+        # One commit per fetched batch, after its last handled record: a commit is a broker
+        # round trip, and a crash mid-batch only redelivers records whose effects are
+        # idempotent (recorded once by ce_id / tracking key).
+        handled: int | None = None
         for record in records:
             if self._stopping.is_set():
-                return
+                break
             raw = RawRecord(
                 topic=record.topic,
                 partition=record.partition,
@@ -359,9 +379,11 @@ class KafkaBus(Bus):
                 on_wait=functools.partial(self._report_stuck, where),
             )
             if not done:
-                return
+                break
             self._next_offsets[(group, tp)] = record.offset + 1
-            await self._commit(consumer, tp, record.offset + 1)
+            handled = record.offset + 1
+        if handled is not None:
+            await self._commit(consumer, tp, handled)
 
     async def _commit(self, consumer: _Consumer, tp: TopicPartition, offset: int) -> None:
         fields = {
