@@ -1,4 +1,6 @@
-"""The outbox relay: publishes committed events, in log order, from its own checkpoint.
+"""The outbox relay: publishes committed events from its own checkpoint, each workflow's in log
+order (different workflows of one batch at once: about one acknowledgement per workflow, not
+per record).
 
 The event log is the outbox. A command or completion reaches Kafka only after the events that
 caused it committed; after a crash the relay resumes from its checkpoint and may publish a few
@@ -138,13 +140,25 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         """Publish the next batch after the checkpoint; returns how many events it relayed."""
         records = await self._store.read_all(self.position, self._batch_size)
+        by_workflow: dict[str, list[RecordedEvent]] = {}
         for record in records:
-            await self._publish(record)
-            self.position = record.position
+            by_workflow.setdefault(record.stream_id, []).append(record)
+        # Each workflow's records in log order, one after another (its consumers see them in
+        # order); different workflows at once, so a batch costs about one acknowledgement per
+        # workflow instead of one per record. A failure ends the batch unmoved: it is published
+        # again from the start, every record under its own ce_id.
+        async with asyncio.TaskGroup() as group:
+            for own in by_workflow.values():
+                group.create_task(self._publish_in_order(own))
         if records:
+            self.position = records[-1].position
             self._published.mark(time.monotonic(), self.position)
             await self._store.save_checkpoint(self.CHECKPOINT, self.position)
         return len(records)
+
+    async def _publish_in_order(self, records: list[RecordedEvent]) -> None:
+        for record in records:
+            await self._publish(record)
 
     async def _redrive(self, intact_since: float) -> None:
         commands = await open_task_commands(self._store, list(self._active()))
@@ -169,6 +183,19 @@ class OutboxRelay:
 
     async def _publish_in_trace(self, record: RecordedEvent) -> None:
         workflow_id = record.stream_id
+        if record.type == TaskScheduled.event_type():
+            # The command first: the worker waits for it, the audit feed's readers do not.
+            scheduled = TaskScheduled.model_validate(record.data, strict=False)
+            command = model_for(scheduled.command_type).model_validate(
+                scheduled.command, strict=False
+            )
+            await self._bus.publish(
+                task_topic(scheduled.agent),
+                command,
+                key=workflow_id,
+                ce_id=record.event_id,
+                subject=workflow_id,
+            )
         await self._bus.publish(
             WORKFLOW_EVENTS,
             RecordedEventMessage(
@@ -188,19 +215,6 @@ class OutboxRelay:
             # hint: what it does pick is still verified and read from the signed payload).
             headers={EVENT_TYPE_HEADER: record.type.encode()},
         )
-        if record.type == TaskScheduled.event_type():
-            scheduled = TaskScheduled.model_validate(record.data, strict=False)
-            command = model_for(scheduled.command_type).model_validate(
-                scheduled.command, strict=False
-            )
-            await self._bus.publish(
-                task_topic(scheduled.agent),
-                command,
-                key=workflow_id,
-                ce_id=record.event_id,
-                subject=workflow_id,
-            )
-            return
         if record.type not in TERMINAL_EVENTS:
             return
         records = await self._store.read(workflow_id, up_to_version=record.version)
