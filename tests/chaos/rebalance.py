@@ -109,10 +109,12 @@ async def watch_takeover(
     killed_at: float,
     *,
     timeout_s: float = 90.0,
+    enough: asyncio.Event | None = None,
 ) -> Takeover:
     """Watch ``group`` after one of the members in ``before`` was killed at ``killed_at``
     (``time.monotonic()``) until its partitions have moved and taken a commit each, or
-    ``timeout_s`` passes."""
+    ``timeout_s`` passes, or (once they moved) ``enough`` is set: a partition that gets no
+    more records never takes another commit."""
     dead: str | None = None
     moved: frozenset[TopicPartition] = frozenset()
     reassigned_s: float | None = None
@@ -139,7 +141,7 @@ async def watch_takeover(
                     committed_moved.add(tp)
             if committed_moved and first_commit_s is None:
                 first_commit_s = elapsed
-            if committed_moved == moved:
+            if committed_moved == moved or (enough is not None and enough.is_set()):
                 break
         await asyncio.sleep(_POLL_S)
     return Takeover(group, dead, moved, reassigned_s, first_commit_s, frozenset(committed_moved))

@@ -167,6 +167,17 @@ def _relay_leader(fleet: Fleet) -> str:
     return leading[0]
 
 
+async def _lease_moved(fleet: Fleet, killed: str, killed_at: float) -> float:
+    """Seconds from the kill until another supervisor logs that it leads the outbox relay."""
+    others = [n for n in fleet.names if service_of(n) == "supervisor" and n != killed]
+
+    async def leading() -> bool | None:
+        return True if any(fleet.log_count(n, "outbox relay leading") for n in others) else None
+
+    await eventually(leading, what="the relay lease to move", fleet=fleet, every_s=0.1)
+    return time.monotonic() - killed_at
+
+
 def _report(broker: str, victims: dict[str, str], takeovers: list[Takeover]) -> str:
     lines = [f"rebalance after SIGKILL on {broker} ({PARTITIONS} partitions per topic):"]
     for t in takeovers:
@@ -189,14 +200,15 @@ async def test_replicas_survive_one_sigkill_of_each_kind(
 ) -> None:
     """3 replicas per worker and 2 supervisors: killing one of each loses and repeats nothing."""
     fleet, store, producer, bootstrap = scaled_fleet
-    began = time.monotonic()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    watches: list[asyncio.Task[Takeover]] = []
     try:
         described = await admin.describe_topics([GOALS, "agentlog.tasks.writer"])
         assert [len(t["partitions"]) for t in described] == [PARTITIONS, PARTITIONS]
         await _settled(admin, fleet)
 
+        began = time.monotonic()
         ids = [
             await publish_goal(producer, *MANY_GOALS[i % len(MANY_GOALS)]) for i in range(WORKFLOWS)
         ]
@@ -217,16 +229,28 @@ async def test_replicas_survive_one_sigkill_of_each_kind(
         for victim in dict.fromkeys(victims.values()):
             fleet.kill(victim)
         killed_at = time.monotonic()
-        takeovers = await asyncio.gather(
-            *(
-                watch_takeover(admin, group, topics, before[group], killed_at, timeout_s=120)
-                for groups in GROUPS.values()
-                for group, topics in groups.items()
+        workflows_done = asyncio.Event()
+        watches += [
+            asyncio.create_task(
+                watch_takeover(
+                    admin, group, topics, before[group], killed_at, enough=workflows_done
+                )
             )
-        )
+            for groups in GROUPS.values()
+            for group, topics in groups.items()
+        ]
+        lease_moved_s = await _lease_moved(fleet, victims["agentlog.supervisor"], killed_at)
+
+        histories = [await _finished(store, wid, fleet) for wid in ids]
+        finished_s = time.monotonic() - killed_at
+        workflows_done.set()
+        takeovers = await asyncio.gather(*watches)
         state = read_state(scaled_stack.state_dir / "stack.json")
         broker = state.broker_kind if state is not None else "?"
         print("\n" + _report(str(broker), victims, takeovers))
+        print(
+            f"  outbox relay lease taken over by the other supervisor after {lease_moved_s:.1f} s"
+        )
 
         for takeover in takeovers:
             assert takeover.reassigned_s is not None, f"{takeover.group} never settled"
@@ -236,8 +260,6 @@ async def test_replicas_survive_one_sigkill_of_each_kind(
                 topics = GROUPS[service_of(victims[takeover.group])][takeover.group]
                 assert snap.members == round_robin(list(snap.members), topics)
 
-        histories = [await _finished(store, wid, fleet) for wid in ids]
-        finished_s = time.monotonic() - killed_at
         outcomes = {wid: h[-1].type for wid, h in zip(ids, histories, strict=True)}
         assert all(t == "WorkflowCompleted" for t in outcomes.values()), outcomes
         for history in histories:
@@ -263,6 +285,9 @@ async def test_replicas_survive_one_sigkill_of_each_kind(
             f" {time.monotonic() - began:.0f} s from the first goal's publish to the end"
         )
     finally:
+        for watch in watches:
+            watch.cancel()
+        await asyncio.gather(*watches, return_exceptions=True)
         await admin.close()
 
 
