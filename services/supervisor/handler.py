@@ -38,6 +38,7 @@ from schemas.messages import (
 )
 from shared.auth import Principal, Role
 from shared.domain import (
+    TERMINAL_EVENTS,
     CancelRequested,
     DecisionReceived,
     ForkRequested,
@@ -76,6 +77,15 @@ _MAX_CONFLICT_RETRIES = 20
 #: Workflows whose state stays cached; the least recently used are folded again when needed.
 _CACHE_SIZE = 2_000
 _LOCK_STRIPES = 256
+#: How often tick() looks in the store for unfinished workflows this supervisor does not watch.
+#: With several supervisors each one watches only the workflows it has handled messages for
+#: (plus those unfinished when it started); when another supervisor dies, the workflows only
+#: it knew would otherwise have nobody checking their task and approval deadlines or resuming
+#: them after a pause (the group moves their partitions, but a workflow that waits receives
+#: no message). Watching them too is safe: the store's version check lets one decision win.
+DISCOVER_EVERY_S = 15.0
+#: How many recently updated streams one discovery scan reads (the streams table only).
+_DISCOVER_LIMIT = 100_000
 
 #: Runs around each decision (state, decide, append): how the composition root adds a span.
 DecisionScope = Callable[[str, Trigger], AbstractAsyncContextManager[None]]
@@ -119,6 +129,7 @@ class Supervisor:
         #: next tick). The ticker visits only workflows whose deadline has passed, so an idle
         #: fleet of thousands of workflows costs no reads.
         self.active: dict[str, datetime | None] = {}
+        self._discovered_at: datetime | None = None
 
     async def handle(self, delivery: Delivery) -> None:
         """Handle one goal, result or control message (idempotent under redelivery)."""
@@ -249,10 +260,23 @@ class Supervisor:
         """Check this workflow's deadlines on the next tick (used after a restart)."""
         self.active.setdefault(workflow_id, None)
 
+    async def discover(self) -> None:
+        """Watch every unfinished workflow in the store (each is checked on the next tick)."""
+        for stream in await self._store.list_streams(limit=_DISCOVER_LIMIT):
+            if stream.last_type not in TERMINAL_EVENTS and stream.stream_id != FLEET_STREAM:
+                self.watch(stream.stream_id)
+
     async def tick(self) -> None:
-        """Let time pass for every workflow with an expired (or unknown) deadline."""
+        """Let time pass for every workflow with an expired (or unknown) deadline; every
+        ``DISCOVER_EVERY_S``, first pick up unfinished workflows another supervisor started."""
         await self.load()
         now = self._clock.now()
+        if (
+            self._discovered_at is None
+            or (now - self._discovered_at).total_seconds() >= DISCOVER_EVERY_S
+        ):
+            self._discovered_at = now
+            await self.discover()
         due = sorted(
             w for w, deadline in self.active.items() if deadline is None or deadline <= now
         )

@@ -208,6 +208,26 @@ async def test_tick_visits_only_workflows_whose_deadline_passed() -> None:
     assert supervisor.active["wf-t"] == NOW + timedelta(seconds=21)
 
 
+async def test_a_supervisor_takes_over_the_deadlines_of_a_dead_ones_workflows() -> None:
+    """A workflow started by a supervisor that then died is found by a surviving supervisor's
+    tick (within DISCOVER_EVERY_S), whose overdue task then times out and is retried."""
+    from services.supervisor.handler import DISCOVER_EVERY_S
+
+    store = InMemoryEventStore()
+    clock = MovableClock()
+    survivor = Supervisor(store, clock, WorkflowPolicy(task_timeout_s=10))
+    await survivor.tick()  # started (and scanned the store) before the workflow existed
+    dead = Supervisor(store, clock, WorkflowPolicy(task_timeout_s=10))
+    await dead.handle(_delivery(GoalSubmitted(workflow_id="wf-o", goal="explain replay"), "g"))
+    assert "wf-o" not in survivor.active
+
+    clock.current = NOW + timedelta(seconds=DISCOVER_EVERY_S + 1)
+    await survivor.tick()
+    types = [r.type for r in await store.read("wf-o")]
+    assert types == ["WorkflowStarted", "TaskScheduled", "TaskTimedOut", "TaskScheduled"]
+    assert survivor.active["wf-o"] == clock.current + timedelta(seconds=10)
+
+
 class OneTermLease:
     """Leads once, loses the lease at the first check, and is never elected again."""
 
