@@ -7,6 +7,7 @@ to its gated delivery, an event's state, the approval, a rollback and the new ru
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -67,6 +68,14 @@ def console_fleet(
     alice as an operator; yields the console's address."""
     ensure_principal_key(stack_info.keys_dir, Principal(USER, Role.OPERATOR))
     logs = tmp_path_factory.mktemp("console-logs")
+    # The services write their spans where the console reads them: its trace page shows
+    # what they really exported.
+    state_dir = tmp_path_factory.mktemp("console-state")
+    service_env = {
+        **service_env,
+        "AGENTLOG_STATE_DIR": str(state_dir),
+        "AGENTLOG_OTEL_EXPORTER": "file",
+    }
     port = _free_port()
     users = {USER: {"role": "operator", "password_hash": hash_password(PASSWORD)}}
     env = {
@@ -195,6 +204,17 @@ async def test_an_operator_drives_a_workflow_from_the_browser(
     await waiting.locator("button.approve").click()
     await _live_status(page, "completed", run=2)
     await _shot(page, "workflow-rolled-back")
+
+    # Spans the service processes exported (each flushes its batch every few seconds): the
+    # supervisor's decisions and each agent's step.
+    for _ in range(30):
+        await page.goto(f"{base}/workflows/{workflow_id}/trace")
+        if "step critic" in await page.locator("main").inner_text():
+            break
+        await asyncio.sleep(0.5)
+    for span in ("decide", "step search", "step writer", "step critic"):
+        await expect(page.locator("main")).to_contain_text(span)
+    await _shot(page, "trace")
 
     fork_id = f"{workflow_id}-fork"
     await page.goto(f"{base}/workflows/{workflow_id}")
