@@ -209,9 +209,10 @@ async def test_replicas_survive_one_sigkill_of_each_kind(
         await _settled(admin, fleet)
 
         began = time.monotonic()
-        ids = [
-            await publish_goal(producer, *MANY_GOALS[i % len(MANY_GOALS)]) for i in range(WORKFLOWS)
-        ]
+        # Half the goals before the kills, so every stage has work in flight; half right after,
+        # so goals also land on the dead supervisor's partitions while they move.
+        goals = [MANY_GOALS[i % len(MANY_GOALS)] for i in range(WORKFLOWS)]
+        ids = [await publish_goal(producer, *goal) for goal in goals[: WORKFLOWS // 2]]
         await wait_for_event(
             store, ids[-1], is_task_for("search"), what="work in flight", fleet=fleet
         )
@@ -239,6 +240,7 @@ async def test_replicas_survive_one_sigkill_of_each_kind(
             for groups in GROUPS.values()
             for group, topics in groups.items()
         ]
+        ids += [await publish_goal(producer, *goal) for goal in goals[WORKFLOWS // 2 :]]
         lease_moved_s = await _lease_moved(fleet, victims["agentlog.supervisor"], killed_at)
 
         histories = [await _finished(store, wid, fleet) for wid in ids]
