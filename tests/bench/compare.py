@@ -103,7 +103,7 @@ class _Harness:
         watched = {**processes, "postgres": (self.postgres_pid, True)}
         outcome, report = await run_one(f"wf-{system}-warmup")
         if outcome != "completed":
-            raise RuntimeError(f"{system}: the warm-up workflow ended {outcome}")
+            raise RuntimeError(f"{system}: the warm-up workflow ended {outcome!r}")
         runs: dict[str, dict[str, Any]] = {}
         cpu_s = dict.fromkeys(watched, 0.0)
         stored = xacts = done = 0
@@ -199,6 +199,8 @@ async def _agentlog(
 
     async def run_one(workflow_id: str) -> tuple[str, str | None]:
         completion = await fleet.run(workflow_id, GOAL)
+        if completion.outcome != "completed":  # counted by its reason, to say what went wrong
+            return f"{completion.outcome}: {completion.reason}", None
         return completion.outcome, completion.report
 
     async with fleet:
@@ -234,6 +236,8 @@ async def _peer(
 
         async def run_one(workflow_id: str) -> tuple[str, str | None]:
             state = await flow.run(workflow_id, GOAL)
+            if state["outcome"] != "completed":
+                return f"{state['outcome']}: {state['reason']}", None
             return str(state["outcome"]), state["report"]
 
         processes = {"bench-process": (os.getpid(), False)}

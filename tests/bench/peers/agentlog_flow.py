@@ -8,6 +8,7 @@ The driver is an upstream system and a downstream one at once: it publishes each
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ from shared.transport.kafka import KafkaBus
 __all__ = ["AgentlogReports"]
 
 _TIMEOUT_S = 300.0
+#: How often a waiting workflow checks that every service still runs.
+_POLL_S = 1.0
 
 
 class AgentlogReports:
@@ -81,13 +84,22 @@ class AgentlogReports:
         assert self._bus is not None, "use `async with AgentlogReports(...)`"
         goal_message = GoalSubmitted(workflow_id=workflow_id, goal=goal)
         await self._bus.publish(GOALS, goal_message, key=workflow_id)
-        try:
-            async with asyncio.timeout(_TIMEOUT_S), self._changed:
-                await self._changed.wait_for(lambda: workflow_id in self._done)
-        except TimeoutError:
+        deadline = asyncio.get_running_loop().time() + _TIMEOUT_S
+        while workflow_id not in self._done:
+            # A service that exited fails the run now, not after the timeout.
             dead = self.services.dead()
-            raise RuntimeError(
-                f"no completion for {workflow_id} in {_TIMEOUT_S:.0f} s (exited services: {dead});"
-                f" the supervisor's log ends:\n{self.services.log_tail('supervisor', 20)}"
-            ) from None
+            if dead:
+                tails = "\n".join(
+                    f"--- {name} (exit {code}):\n{self.services.log_tail(name, 15)}"
+                    for name, code in dead.items()
+                )
+                raise RuntimeError(f"agentlog services exited: {dead}\n{tails}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(
+                    f"no completion for {workflow_id} in {_TIMEOUT_S:.0f} s; the supervisor's"
+                    f" log ends:\n{self.services.log_tail('supervisor', 20)}"
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_POLL_S), self._changed:
+                    await self._changed.wait_for(lambda: workflow_id in self._done)
         return self._done.pop(workflow_id)
