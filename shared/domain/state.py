@@ -9,11 +9,11 @@ parent's copied history first, so a fork's state needs nothing from its parent.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, NamedTuple
+from functools import cache
+from typing import Literal, NamedTuple, TypeVar
 
 from schemas.controls import AGENT_STEPS, BudgetGrant, Ledger
 from schemas.events import (
@@ -43,6 +43,9 @@ from shared.domain.statuses import TERMINAL_EVENTS, WorkflowStatus, status_after
 
 MemoryKind = Literal["goal", "passage", "draft", "critique", "manifest"]
 
+_NO_POLICY = WorkflowPolicy()
+_NO_GRANT = BudgetGrant()
+
 __all__ = [
     "TERMINAL_EVENTS",
     "TaskState",
@@ -50,6 +53,7 @@ __all__ = [
     "WorkflowStatus",
     "replay",
     "replay_versioned",
+    "spends",
     "status_after",
 ]
 
@@ -115,7 +119,8 @@ class WorkflowState:
     status: WorkflowStatus = WorkflowStatus.NEW
     goal: str = ""
     constraints: list[str] = field(default_factory=list)
-    policy: WorkflowPolicy = field(default_factory=WorkflowPolicy)
+    # Shared defaults: messages are frozen, and a fold replaces them rather than mutate them.
+    policy: WorkflowPolicy = _NO_POLICY
     passages: list[Passage] = field(default_factory=list)
     drafts: list[DraftWritten] = field(default_factory=list)
     critiques: list[CritiqueIssued] = field(default_factory=list)
@@ -139,7 +144,7 @@ class WorkflowState:
     #: When the budget's clock started (the goal, or the fork).
     started_at: datetime | None = None
     spent: Spend = field(default_factory=Spend)
-    granted: BudgetGrant = field(default_factory=BudgetGrant)
+    granted: BudgetGrant = _NO_GRANT
     #: The request the workflow waits on in PENDING_APPROVAL.
     pending: ApprovalRequested | None = None
     #: Step kinds a human approved, each good for the next step of that kind.
@@ -152,6 +157,13 @@ class WorkflowState:
     #: Memory refs (``draft-3``, ``critique-3``) a backtrack dropped from what agents see.
     hidden_refs: set[str] = field(default_factory=set)
     escalation: EscalatedToHuman | None = None
+    # --- fold internals ------------------------------------------------------------
+    #: The state the last rollback rebuilt, keyed by the versions it was folded from. Operators
+    #: roll back to one good point again and again; the next rollback to the same prefix copies
+    #: it instead of folding the prefix again. Never mutated (only cloned), so clones share it.
+    _rebuilt: tuple[tuple[int, ...], WorkflowState] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def open_tasks(self) -> list[TaskState]:
@@ -188,18 +200,18 @@ class WorkflowState:
 
         Events and their parts are frozen pydantic models, so they are shared; only the
         containers and the mutable task records are copied (a deep copy cost milliseconds per
-        message on a long workflow).
+        message on a long workflow; ``copy.copy`` and ``dataclasses.replace`` cost more than
+        the copying itself).
         """
-        twin = copy.copy(self)
-        for name, value in self.__dict__.items():
-            if isinstance(value, list):
-                setattr(twin, name, list(value))
-            elif isinstance(value, set):
-                setattr(twin, name, set(value))
-            elif isinstance(value, dict):
-                setattr(twin, name, dict(value))
-        twin.tasks = {task_id: replace(task) for task_id, task in self.tasks.items()}
-        twin.spent = replace(self.spent)
+        fields = dict(self.__dict__)
+        for name, value in fields.items():
+            kind = type(value)
+            if kind is list or kind is set or kind is dict:
+                fields[name] = kind(value)
+        fields["tasks"] = {task_id: _copied(task) for task_id, task in self.tasks.items()}
+        fields["spent"] = _copied(self.spent)
+        twin = object.__new__(type(self))
+        twin.__dict__ = fields
         twin.recent_steps = {agent: list(steps) for agent, steps in self.recent_steps.items()}
         return twin
 
@@ -223,7 +235,7 @@ class WorkflowState:
                 self.goal = event.goal
                 self.constraints = list(event.constraints)
                 self.policy = event.policy
-                self.fresh_memory.append(_memory(kind="goal", ref="goal", text=event.goal))
+                self.fresh_memory.append(Memory("goal", "goal", event.goal))
             case TaskScheduled():
                 self.spent.steps += 1
                 self.approved_steps.discard(AGENT_STEPS[event.agent])
@@ -239,20 +251,20 @@ class WorkflowState:
                 self._close(event.task_id)
                 self.passages = list(event.passages)
                 self.fresh_memory.extend(
-                    _memory(kind="passage", ref=p.source_id, text=p.text) for p in event.passages
+                    [Memory("passage", p.source_id, p.text) for p in event.passages]
                 )
             case DraftWritten():
                 self._remember_step(event.task_id, {"draft": event.draft})
                 self._close(event.task_id)
                 self.drafts.append(event)
                 ref = f"draft-{event.revision}"
-                self.fresh_memory.append(_memory(kind="draft", ref=ref, text=event.draft))
+                self.fresh_memory.append(Memory("draft", ref, event.draft))
             case CritiqueIssued():
                 self._close(event.task_id)
                 self.critiques.append(event)
                 text = "\n".join(event.feedback) or event.verdict
                 ref = f"critique-{event.revision}"
-                self.fresh_memory.append(_memory(kind="critique", ref=ref, text=text))
+                self.fresh_memory.append(Memory("critique", ref, text))
             case MemoryCompacted():
                 self._remember_step(event.task_id, {"manifest": event.manifest})
                 self._close(event.task_id)
@@ -283,7 +295,9 @@ class WorkflowState:
         ]
 
     def _count_spend(self, event: DomainEvent) -> None:
-        provenance = getattr(event, "provenance", None)
+        if not spends(type(event)):
+            return
+        provenance = event.provenance  # type: ignore[attr-defined]  # spends() checked it
         if provenance is None:
             return
         self.spent.tokens_in += provenance.prompt_tokens
@@ -295,11 +309,20 @@ class WorkflowState:
         kept = [(v, e) for v, e in self.effective if 0 < v <= event.to_version]
         dropped = [(v, e) for v, e in self.effective if v > event.to_version]
         finished = self.status.terminal
-        # Rebuild from the kept prefix: the fold is cheap next to a rollback's rarity, and it
-        # cannot drift from the forward fold because it is the forward fold.
-        fresh = replay_versioned(self.workflow_id, kept)
-        fresh.abandoned_versions = self.abandoned_versions | {v for v, _ in dropped}
-        fresh.abandoned_tasks = set(self.abandoned_tasks)
+        # Rebuild from the kept prefix: it cannot drift from the forward fold because it is the
+        # forward fold (of the same events: a version's event never changes).
+        key = tuple(v for v, _ in kept)
+        rebuilt = self._rebuilt
+        if rebuilt is not None and rebuilt[0] == key:
+            fresh = rebuilt[1].clone()
+        else:
+            fresh = replay_versioned(self.workflow_id, kept)
+            rebuilt = (key, fresh.clone())
+        # Grown in place, not copied: ``self`` becomes ``fresh`` below, and a copy per rollback
+        # made a rollback-heavy fold quadratic.
+        fresh.abandoned_versions = self.abandoned_versions
+        fresh.abandoned_versions.update(v for v, _ in dropped)
+        fresh.abandoned_tasks = self.abandoned_tasks
         fresh.abandoned_tasks.update(e.task_id for _, e in dropped if isinstance(e, TaskScheduled))
         # Tasks still open at the target are abandoned too: the next step is scheduled afresh.
         for task in fresh.open_tasks:
@@ -314,6 +337,7 @@ class WorkflowState:
         fresh.outcome_reason = None
         fresh.version = self.version
         self.__dict__.update(fresh.__dict__)
+        self._rebuilt = rebuilt
 
     def _terminal_version(self) -> int:
         for version, event in reversed(self.effective):
@@ -375,8 +399,25 @@ _FACTS = (
 )
 
 
-def _memory(*, kind: MemoryKind, ref: str, text: str) -> Memory:
-    return Memory(kind, ref, text)
+_T = TypeVar("_T")
+
+
+def _copied(obj: _T) -> _T:
+    """A shallow copy of a plain object (one with a ``__dict__``), without ``copy.copy``'s
+    reduce protocol."""
+    twin: _T = object.__new__(type(obj))
+    twin.__dict__.update(obj.__dict__)
+    return twin
+
+
+@cache
+def spends(event_class: type[DomainEvent]) -> bool:
+    """Whether events of this class carry a ``provenance`` (what a step spent).
+
+    Asked once per class: ``getattr(event, "provenance", None)`` on an event without the field
+    goes through pydantic's ``__getattr__`` and an AttributeError, about 15 µs a call.
+    """
+    return "provenance" in event_class.model_fields
 
 
 def replay_versioned(workflow_id: str, events: Iterable[tuple[int, DomainEvent]]) -> WorkflowState:

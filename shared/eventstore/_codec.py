@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic_core import from_json
+
 from shared.eventstore.chain import body_digest
 from shared.eventstore.port import NewEvent, Tracking
 
@@ -45,8 +47,17 @@ def encode_json(value: dict[str, Any]) -> str:
 
 
 def decode_json(text: str) -> dict[str, Any]:
-    """Decode text written by ``encode_json`` into a fresh object the caller may mutate."""
-    value: dict[str, Any] = json.loads(text)
+    """Decode text written by ``encode_json`` into a fresh object the caller may mutate.
+
+    pydantic-core's parser (jiter) reads a stream's events about three times faster than
+    ``json.loads`` and gives the same values (floats, big integers, ``\\u0000``). It refuses
+    what ``encode_json`` may write but it cannot hold (an escaped lone surrogate, nesting past
+    its depth limit); ``json.loads`` decodes those as before.
+    """
+    try:
+        value: dict[str, Any] = from_json(text)
+    except ValueError:
+        value = json.loads(text)
     return value
 
 

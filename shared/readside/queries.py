@@ -21,6 +21,7 @@ from schemas.events import (
 )
 from shared.domain import WorkflowState, replay_versioned
 from shared.domain.budget import effective_budget
+from shared.domain.state import spends
 from shared.eventstore import EventStore, RecordedEvent
 from shared.readside.describe import describe
 
@@ -260,7 +261,9 @@ async def state_at(store: EventStore, workflow_id: str, version: int) -> dict[st
 def _tokens(state: WorkflowState) -> tuple[int, int]:
     prompt = completion = 0
     for _, event in state.effective:
-        provenance = getattr(event, "provenance", None)
+        if not spends(type(event)):
+            continue
+        provenance = event.provenance  # type: ignore[attr-defined]  # spends() checked it
         if provenance is not None:
             prompt += provenance.prompt_tokens
             completion += provenance.completion_tokens
