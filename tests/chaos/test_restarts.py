@@ -65,6 +65,9 @@ async def test_writer_killed_mid_run_still_completes_with_each_step_once(
     assert_clean_history(events)
     # The first draft was sent back, so the writer was needed again around the fault.
     assert len(result_events(events, "DraftWritten")) >= 2
+    # The restarted writer may finish its task before it logs "ready" (it subscribes to its
+    # kill-switch feed after its task feed), so wait for the line rather than expect it.
+    await fleet.wait_ready(("writer",), starts=2)
     assert fleet.ready_count("writer") == 2
     assert fleet.processes.dead() == {}
 
@@ -160,6 +163,7 @@ async def test_supervisor_killed_mid_run_resumes_and_completes_once(
     assert all(audit[f"{e.event_id}:audit"] == 1 for e in relayed_before_crash), (
         "the restarted relay resumed after its checkpoint, not from the start"
     )
+    await fleet.wait_ready(("supervisor",), starts=2)
     assert fleet.ready_count("supervisor") == 2
     assert fleet.processes.dead() == {}
 
