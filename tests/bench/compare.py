@@ -58,6 +58,8 @@ _LANGGRAPH_DB = "bench_langgraph"
 _DBOS_DB = "bench_dbos"
 #: Backends report their transaction counts when idle, at most a second late.
 _STATS_SETTLE_S = 1.5
+#: How long each system's idle CPU is measured, after its warm-up.
+_IDLE_S = 5.0
 _SYSTEMS = ("agentlog-tansu", "langgraph", "dbos", "agentlog-kafka")
 
 
@@ -104,6 +106,13 @@ class _Harness:
         outcome, report = await run_one(f"wf-{system}-warmup")
         if outcome != "completed":
             raise RuntimeError(f"{system}: the warm-up workflow ended {outcome!r}")
+        # What the processes burn with no work at all (consumers polling, heartbeats, ticks):
+        # part of each workflow's CPU is this rate times its share of the wall time.
+        idle = CpuProbe(watched)
+        idle.start()
+        await asyncio.sleep(_IDLE_S)
+        idle_ms_per_s = {k: round(v * 1000 / _IDLE_S, 1) for k, v in idle.stop().items()}
+        idle_ms_per_s["total"] = round(sum(idle_ms_per_s.values()), 1)
         runs: dict[str, dict[str, Any]] = {}
         cpu_s = dict.fromkeys(watched, 0.0)
         stored = xacts = done = 0
@@ -141,6 +150,7 @@ class _Harness:
             "workflows_per_s": {k: r["workflows_per_s"] for k, r in runs.items()},
             "latency_ms": {k: r["latency_ms"] for k, r in runs.items()},
             "cpu_ms_per_workflow": _per_workflow_ms(cpu_s, done),
+            "idle_cpu_ms_per_s": idle_ms_per_s,
             "bytes_stored_per_workflow": round(stored / done),
             "db_transactions_per_workflow": round(xacts / done, 2),
             "distinct_reports": len(reports),

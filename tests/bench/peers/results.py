@@ -70,6 +70,9 @@ def table(out: Mapping[str, Any]) -> str:
         )
         cpu = ", ".join(f"{k} {v:g}" for k, v in s["cpu_ms_per_workflow"].items() if k != "total")
         cpu_lines.append(f"{name:<16} {cpu}")
+        idle = s.get("idle_cpu_ms_per_s", {}).get("total")
+        if idle is not None:
+            cpu_lines.append(f"{'':<16} idle, no workflow running: {idle:g} ms of CPU per second")
     ratio_lines = [
         f"{pair:<30} " + ", ".join(f"{k} {v:g}" for k, v in row.items())
         for pair, row in out.get("ratios", {}).items()
