@@ -11,7 +11,8 @@ then ``AGENTLOG_BENCH_WORKFLOWS`` workflows at each level of ``AGENTLOG_BENCH_IN
 Writes ``bench-results.json`` (``AGENTLOG_BENCH_RESULTS``) and prints a table. A system that
 cannot run here (its library missing, no Java for Kafka) is recorded with the reason. The run
 fails when any system completes fewer workflows than asked, or writes another report than
-agentlog for the same goal. Run: ``python -m tests.bench --only compare``.
+agentlog for the same goal, or takes another number of steps.
+Run: ``python -m tests.bench --only compare``.
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ class _Harness:
             "idle_cpu_ms_per_s": idle_ms_per_s,
             "bytes_stored_per_workflow": round(stored / done),
             "db_transactions_per_workflow": round(xacts / done, 2),
+            "steps_per_workflow": sorted({int(r.split(" ", 1)[0]) for r in reports if r}),
             "distinct_reports": len(reports),
             "report_sha": sorted(_digest(r) for r in reports if r is not None),
             "runs": runs,
@@ -211,7 +213,9 @@ async def _agentlog(
         completion = await fleet.run(workflow_id, GOAL)
         if completion.outcome != "completed":  # counted by its reason, to say what went wrong
             return f"{completion.outcome}: {completion.reason}", None
-        return completion.outcome, completion.report
+        # Its agent steps: a search, each compaction, and a write and a critique per revision.
+        steps = 1 + completion.manifest_version + 2 * (completion.revisions + 1)
+        return completion.outcome, f"{steps} steps\n{completion.report}"
 
     async with fleet:
         processes = {name: (pid, False) for name, pid in fleet.pids.items()}
@@ -248,7 +252,7 @@ async def _peer(
             state = await flow.run(workflow_id, GOAL)
             if state["outcome"] != "completed":
                 return f"{state['outcome']}: {state['reason']}", None
-            return str(state["outcome"]), state["report"]
+            return str(state["outcome"]), f"{state['steps']} steps\n{state['report']}"
 
         processes = {"bench-process": (os.getpid(), False)}
         numbers = await harness.measure(system, run_one, processes, storage)
