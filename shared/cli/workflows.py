@@ -53,6 +53,8 @@ from shared.readside.queries import (
 )
 from shared.runtime.wiring import ConfigurationError
 from shared.settings import Settings, StackNotConfiguredError
+from shared.telemetry.tracing import Tracing
+from shared.telemetry.tracing_flow import goal_published
 
 __all__ = ["CliError", "cancel", "history", "list_workflows", "status", "submit"]
 
@@ -305,7 +307,13 @@ def submit(
                 # The same goal again is fine (idempotent); another goal under its id is not
                 # (without a database to ask, the supervisor still dead-letters it: conflict).
                 await check_goal(store, message)
-        ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
+        # The root of the workflow's trace when tracing is on (AGENTLOG_OTEL_EXPORTER).
+        tracing = Tracing.configure("cli", settings)
+        try:
+            with goal_published(message.workflow_id):
+                ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
+        finally:
+            tracing.shutdown()
         if not as_json:
             console.print(
                 f"submitted [bold]{message.workflow_id}[/] (event {ce_id})", soft_wrap=True

@@ -134,9 +134,9 @@ class SlowProvider:
         return web.Response(status=499)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def provider() -> Iterator[SlowProvider]:
-    """The slow provider, for this module."""
+    """A fresh slow provider for each test (each broker's run counts its own calls)."""
     slow = SlowProvider()
     slow.start()
     try:

@@ -227,11 +227,13 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def test_cli_submit_wait_status_and_list(
     services: ServiceProcesses, service_env: dict[str, str]
 ) -> None:
-    """`agentlog submit --wait --json` prints the completion; status and list agree; the same
-    goal again is idempotent, another goal under its id and an unknown constraint are refused."""
+    """`agentlog submit --wait --json` prints the completion and, with tracing on, exports the
+    span that roots the workflow's trace; status and list agree; the same goal again is
+    idempotent, another goal under its id and an unknown constraint are refused."""
     workflow_id = f"wf-cli-{uuid.uuid4().hex[:8]}"
+    traced = {**service_env, "AGENTLOG_OTEL_EXPORTER": "file"}
     submitted = _cli(
-        service_env,
+        traced,
         "submit",
         "Explain how replay rebuilds workflow state",
         "--workflow-id",
@@ -246,6 +248,9 @@ def test_cli_submit_wait_status_and_list(
     assert completion["workflow_id"] == workflow_id
     assert completion["outcome"] == "completed"
     assert completion["report"].startswith("# ")
+    shown = _cli(traced, "trace", workflow_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "goal published  [cli]" in shown.stdout
 
     status = json.loads(_cli(service_env, "status", workflow_id, "--json").stdout)
     assert status["status"] == "completed"
