@@ -307,13 +307,17 @@ def submit(
                 # The same goal again is fine (idempotent); another goal under its id is not
                 # (without a database to ask, the supervisor still dead-letters it: conflict).
                 await check_goal(store, message)
-        # The root of the workflow's trace when tracing is on (AGENTLOG_OTEL_EXPORTER).
-        tracing = Tracing.configure("cli", settings)
-        try:
-            with goal_published(message.workflow_id):
-                ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
-        finally:
-            tracing.shutdown()
+        # The root of the workflow's trace when tracing is on (AGENTLOG_OTEL_EXPORTER); off,
+        # no tracer provider is installed (the CLI also runs inside other programs' processes).
+        if Tracing.for_settings(settings).enabled:
+            tracing = Tracing.configure("cli", settings)
+            try:
+                with goal_published(message.workflow_id):
+                    ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
+            finally:
+                tracing.shutdown()
+        else:
+            ce_id = await _kafka(settings, lambda: publish_goal(settings, message))
         if not as_json:
             console.print(
                 f"submitted [bold]{message.workflow_id}[/] (event {ce_id})", soft_wrap=True

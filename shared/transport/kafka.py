@@ -60,6 +60,8 @@ _DLQ_RETRY_PAUSE_S = 0.5
 _STUCK_LOG_EVERY_S = 60.0
 # A fetch's wait on a broker that answers as soon as records arrive: long, since data ends it.
 _LONG_POLL_MS = 500
+# "Answer when this much is there, or when the wait is over": far more than a wait collects.
+_BATCHED_FETCH_MIN_BYTES = 1024 * 1024
 _UNKNOWN_ERROR_RETRIES = 50
 _UNKNOWN_ERROR_PAUSE_S = 0.02
 # Room for the protocol's own framing around a record of max_record_bytes.
@@ -260,6 +262,7 @@ class KafkaBus(Bus):
             heartbeat_interval_ms=self._tuning.heartbeat_interval_ms,
             rebalance_timeout_ms=self._tuning.rebalance_timeout_ms,
             fetch_max_wait_ms=self._fetch_wait_ms(subscription),
+            fetch_min_bytes=self._fetch_min_bytes(subscription),
             request_timeout_ms=self._tuning.request_timeout_ms,
             # At least one whole record per fetch, so an oversized one is seen and parked.
             max_partition_fetch_bytes=self._max_record_bytes + _REQUEST_OVERHEAD_BYTES,
@@ -277,8 +280,16 @@ class KafkaBus(Bus):
         arrive (Apache Kafka) gets a long poll: no latency, few requests. One that answers only
         when the wait runs out (Tansu) gets the short setting, or the subscription's own."""
         if self._long_poll:
-            return max(_LONG_POLL_MS, subscription.fetch_wait_ms or 0)
+            return subscription.fetch_wait_ms or _LONG_POLL_MS
         return subscription.fetch_wait_ms or self._tuning.fetch_max_wait_ms
+
+    def _fetch_min_bytes(self, subscription: Subscription) -> int:
+        """A latency-tolerant feed on a long-polling broker collects records for its whole
+        wait (one answer per wait, not one per record: the audit feed every worker follows has
+        every event of every workflow); everything else is answered at its first record."""
+        if self._long_poll and subscription.fetch_wait_ms is not None:
+            return _BATCHED_FETCH_MIN_BYTES
+        return 1
 
     async def _stop_consumer(self, consumer: _Consumer) -> None:
         # The member id lives only on aiokafka's private coordinator; read it defensively.

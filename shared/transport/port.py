@@ -107,10 +107,10 @@ class Subscription:
     #: Told about every record of this subscription written to a dead-letter topic:
     #: ``(origin topic, dlq_reason)``. How an interceptor counts dead letters (metrics).
     on_dead_letter: Callable[[str, str], None] | None = None
-    #: How long a fetch may wait for records on a broker that answers only when the wait runs
-    #: out (Tansu): ``None`` is the bus's setting (short: latency). A feed that tolerates
-    #: latency (the kill-switch's audit feed, human decisions) sets more: fewer fetches, less
-    #: CPU in the broker and the process. Brokers that answer early long-poll regardless.
+    #: For a feed that tolerates latency (the kill-switch's audit feed, human decisions): how
+    #: long a fetch may wait, collecting records, before it answers. ``None``: as fast as the
+    #: broker allows (a short wait on Tansu, which answers only when the wait runs out; a long
+    #: poll answered at the first record on Kafka). Fewer fetches, less CPU on both ends.
     fetch_wait_ms: int | None = None
 
 
