@@ -19,6 +19,8 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.auth import Signer
+from shared.auth.keys import load_private_key
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
@@ -37,6 +39,7 @@ __all__ = [
     "is_task_for",
     "publish_goal",
     "read_topic",
+    "signer",
     "tagged_dsn",
     "wait_consumed",
     "wait_for_event",
@@ -192,6 +195,12 @@ async def wait_for_event(
         return next((e for e in await store.read(workflow_id) if match(e)), None)
 
     return await eventually(first, what=f"{what} in {workflow_id}", fleet=fleet)
+
+
+def signer(keys_dir: Path, principal: str) -> Signer:
+    """Signs as ``principal`` with the session's development key: services refuse unsigned
+    records, so a test that plays a service's part must sign as that service."""
+    return Signer(principal, load_private_key(keys_dir / f"{principal}.key"))
 
 
 async def wait_terminal(

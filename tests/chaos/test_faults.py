@@ -22,6 +22,7 @@ from tests.chaos.harness import (
     is_task_for,
     publish_goal,
     read_topic,
+    signer,
     wait_consumed,
     wait_for_event,
     wait_terminal,
@@ -42,7 +43,8 @@ async def test_a_command_delivered_twice_is_done_twice_and_recorded_once(
 ) -> None:
     """A re-published writer command makes the writer answer twice; one DraftWritten is kept."""
     bootstrap = stack_info.kafka_bootstrap
-    async with KafkaBus(bootstrap, service="supervisor") as relay_twin:
+    twin = signer(stack_info.keys_dir, "supervisor")  # workers take only signed tasks
+    async with KafkaBus(bootstrap, service="supervisor", signer=twin) as relay_twin:
         workflow_id = await publish_goal(producer, *REVISE_GOAL)
         scheduled = await wait_for_event(
             store, workflow_id, is_task_for("writer"), what="a writer task", fleet=fleet

@@ -32,6 +32,7 @@ from tests.chaos.harness import (
     is_task_for,
     publish_goal,
     read_topic,
+    signer,
     wait_consumed,
     wait_for_event,
     wait_relayed,
@@ -112,7 +113,8 @@ async def test_critic_down_past_deadline_is_retried_and_a_late_answer_ignored(
         score=1.0,
         revision=0,
     )
-    async with KafkaBus(stack_info.kafka_bootstrap, service="critic") as bus:
+    critic = signer(stack_info.keys_dir, "critic")  # a result counts only from its agent
+    async with KafkaBus(stack_info.kafka_bootstrap, service="critic", signer=critic) as bus:
         await bus.publish(RESULTS, late, key=workflow_id, ce_id=result_id(workflow_id, task_id, 1))
     tracking = Tracking(CONSUMER, f"result/{workflow_id}/{task_id}/1")
 
