@@ -23,7 +23,8 @@ from schemas.events import (
     WorkflowForked,
     WorkflowStarted,
 )
-from shared.eventstore.port import EventStore, NewEvent, RecordedEvent, StreamSummary, Tracking
+from shared.eventstore.forwarding import ForwardingEventStore
+from shared.eventstore.port import EventStore, NewEvent, RecordedEvent, Tracking
 from shared.telemetry.metrics import Metrics, StoreMetrics
 
 __all__ = ["MetricsEventStore"]
@@ -35,21 +36,12 @@ _CANCELLED = WorkflowCancelled.event_type()
 _APPROVAL_REQUESTED = ApprovalRequested.event_type()
 
 
-class MetricsEventStore(EventStore):
+class MetricsEventStore(ForwardingEventStore):
     """Delegates to ``inner``; counts the workflow transitions each successful append records."""
 
     def __init__(self, inner: EventStore, metrics: Metrics) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._metrics: StoreMetrics = metrics.store
-
-    def __repr__(self) -> str:
-        return f"MetricsEventStore({self._inner!r})"
-
-    async def start(self) -> None:
-        await self._inner.start()
-
-    async def stop(self) -> None:
-        await self._inner.stop()
 
     async def append(
         self,
@@ -59,49 +51,24 @@ class MetricsEventStore(EventStore):
         *,
         tracking: Tracking | None = None,
     ) -> list[RecordedEvent]:
-        recorded = await self._inner.append(stream_id, events, expected_version, tracking=tracking)
+        recorded = await self.inner.append(stream_id, events, expected_version, tracking=tracking)
         for event in recorded:
             self._count(event)
         self._saw(recorded)
         return recorded
 
-    async def read(
-        self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
-    ) -> list[RecordedEvent]:
-        return await self._inner.read(
-            stream_id, after_version=after_version, up_to_version=up_to_version
-        )
-
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        records = await self._inner.read_all(after_position, limit)
+        records = await self.inner.read_all(after_position, limit)
         self._saw(records)
         return records
 
-    async def stream_version(self, stream_id: str) -> int:
-        return await self._inner.stream_version(stream_id)
-
-    async def list_streams(self, limit: int = 50) -> list[StreamSummary]:
-        return await self._inner.list_streams(limit)
-
-    async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:
-        return await self._inner.find_streams(prefix, limit)
-
-    async def stream_head(self, stream_id: str) -> StreamSummary | None:
-        return await self._inner.stream_head(stream_id)
-
-    async def stream_heads(self, after: str = "", limit: int = 1000) -> list[StreamSummary]:
-        return await self._inner.stream_heads(after, limit)
-
-    async def is_processed(self, tracking: Tracking) -> bool:
-        return await self._inner.is_processed(tracking)
-
     async def load_checkpoint(self, name: str) -> int:
-        position = await self._inner.load_checkpoint(name)
+        position = await self.inner.load_checkpoint(name)
         self._metrics.checkpoints[name] = position
         return position
 
     async def save_checkpoint(self, name: str, position: int) -> None:
-        await self._inner.save_checkpoint(name, position)
+        await self.inner.save_checkpoint(name, position)
         # Positions only move forward; a stale save must not make the lag look smaller.
         self._metrics.checkpoints[name] = max(position, self._metrics.checkpoints.get(name, 0))
 

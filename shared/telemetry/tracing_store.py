@@ -28,11 +28,11 @@ from schemas.events import (
     WorkflowFailed,
     WorkflowRolledBack,
 )
+from shared.eventstore.forwarding import ForwardingEventStore
 from shared.eventstore.port import (
     EventStore,
     NewEvent,
     RecordedEvent,
-    StreamSummary,
     Tracking,
 )
 from shared.telemetry.exporters import workflow_scope
@@ -64,7 +64,7 @@ class _Wait:
     since_ns: int
 
 
-class TracingEventStore(EventStore):
+class TracingEventStore(ForwardingEventStore):
     """``inner`` with spans around ``append``, ``read`` and ``read_all``.
 
     Only calls made inside a trace get a span: the relay's polling of the feed and a
@@ -72,17 +72,11 @@ class TracingEventStore(EventStore):
     """
 
     def __init__(self, inner: EventStore, *, system: str = "postgresql") -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._tracer = trace.get_tracer("agentlog.eventstore")
         self._system = system
         self._contexts: OrderedDict[str, Mapping[str, str]] = OrderedDict()
         self._waits: dict[str, _Wait] = {}
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def stop(self) -> None:
-        await self.inner.stop()
 
     async def append(
         self,
@@ -124,30 +118,6 @@ class TracingEventStore(EventStore):
         attributes = {"db.operation.name": "read_all", "agentlog.after_position": after_position}
         with self._span("store read_all", None, attributes):
             return await self.inner.read_all(after_position, limit)
-
-    async def stream_version(self, stream_id: str) -> int:
-        return await self.inner.stream_version(stream_id)
-
-    async def list_streams(self, limit: int = 50) -> list[StreamSummary]:
-        return await self.inner.list_streams(limit)
-
-    async def find_streams(self, prefix: str, limit: int = 2) -> list[str]:
-        return await self.inner.find_streams(prefix, limit)
-
-    async def stream_head(self, stream_id: str) -> StreamSummary | None:
-        return await self.inner.stream_head(stream_id)
-
-    async def stream_heads(self, after: str = "", limit: int = 1000) -> list[StreamSummary]:
-        return await self.inner.stream_heads(after, limit)
-
-    async def is_processed(self, tracking: Tracking) -> bool:
-        return await self.inner.is_processed(tracking)
-
-    async def load_checkpoint(self, name: str) -> int:
-        return await self.inner.load_checkpoint(name)
-
-    async def save_checkpoint(self, name: str, position: int) -> None:
-        await self.inner.save_checkpoint(name, position)
 
     async def last_context(self, stream_id: str) -> Context | None:
         """The trace context stored with the stream's latest event (None: none stored).

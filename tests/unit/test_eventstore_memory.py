@@ -6,8 +6,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from shared.eventstore import EventStore, InMemoryEventStore, NewEvent
+from shared.telemetry.metrics import Metrics
+from shared.telemetry.metrics_store import MetricsEventStore
+from shared.telemetry.tracing_store import TracingEventStore
 from tests.contracts.eventstore import EventStoreContract, StoreFactory
 
 
@@ -25,6 +29,24 @@ class TestInMemoryEventStore(EventStoreContract):
 
         yield factory
         await shared.stop()
+
+
+class TestInterceptedEventStore(EventStoreContract):
+    """Runs the contract on the interceptors a composition root stacks (metrics inside
+    tracing) over the in-memory store: wrapping changes no answer of the port."""
+
+    @pytest.fixture
+    async def make_store(self) -> AsyncIterator[StoreFactory]:
+        """The wrapped shared instance, as the supervisor wires it."""
+        shared = InMemoryEventStore()
+        wrapped = TracingEventStore(MetricsEventStore(shared, Metrics(CollectorRegistry())))
+
+        async def factory() -> EventStore:
+            await wrapped.start()
+            return wrapped
+
+        yield factory
+        await wrapped.stop()
 
 
 class _Clock:
