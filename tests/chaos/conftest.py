@@ -9,15 +9,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.eventstore.postgres import PostgresEventStore
-from tests.chaos.harness import SERVICE_DB_APP, Fleet, tagged_dsn
+from tests.chaos.harness import MAX_ATTEMPTS, SERVICE_DB_APP, TASK_TIMEOUT_S, Fleet, tagged_dsn
 from tests.conftest import StackInfo
 from tests.e2e.corpus import write_corpus
 
 REPO = Path(__file__).resolve().parents[2]
-#: Short deadlines so a lost task is retried within seconds; enough attempts to outlast a
-#: restart (group rejoin after a SIGKILL waits ~ the 2 s session timeout).
-TASK_TIMEOUT_S = 4
-MAX_ATTEMPTS = 6
 
 
 @pytest.fixture(scope="module")

@@ -16,27 +16,33 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.auth import Signer
+from shared.auth import Signer, ensure_development_keys
 from shared.auth.keys import load_private_key
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import SERVICES, ServiceProcesses, service_of
+from shared.stack import EmbeddedStack
+from tests.e2e.corpus import write_corpus
 from tests.e2e.upstream import publish_goal
 
 __all__ = [
     "COMPLETIONS",
+    "MAX_ATTEMPTS",
     "RELAY_CHECKPOINT",
     "RESULTS",
     "SERVICE_DB_APP",
+    "TASK_TIMEOUT_S",
     "WORKFLOW_EVENTS",
     "Fleet",
     "ce_id_of",
     "eventually",
     "is_task_for",
+    "own_stack_env",
     "publish_goal",
     "read_topic",
     "signer",
@@ -55,6 +61,11 @@ WAIT_S = 90.0
 #: The ``application_name`` of every service's database connections, so a test can drop
 #: exactly those (and not its own, nor another session's on a shared server).
 SERVICE_DB_APP = f"agentlog-chaos-{os.getpid()}"
+
+#: Short deadlines so a lost task is retried within seconds; enough attempts to outlast a
+#: restart (group rejoin after a SIGKILL waits ~ the 2 s session timeout).
+TASK_TIMEOUT_S = 4
+MAX_ATTEMPTS = 6
 
 T = TypeVar("T")
 
@@ -195,6 +206,28 @@ async def wait_for_event(
         return next((e for e in await store.read(workflow_id) if match(e)), None)
 
     return await eventually(first, what=f"{what} in {workflow_id}", fleet=fleet)
+
+
+def own_stack_env(
+    stack: EmbeddedStack, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Service settings for a test's own stack: its backends, keys and state dir, the designed
+    corpus, short deadlines. The test process signs with the same keys (exported here)."""
+    status = stack.status()
+    assert status.database_url is not None
+    assert status.kafka_bootstrap is not None
+    keys = stack.state_dir / "keys"
+    ensure_development_keys(keys)
+    monkeypatch.setenv("AGENTLOG_AUTH_KEYS_DIR", str(keys))
+    return {
+        "AGENTLOG_DATABASE_URL": status.database_url,
+        "AGENTLOG_KAFKA_BOOTSTRAP": status.kafka_bootstrap,
+        "AGENTLOG_AUTH_KEYS_DIR": str(keys),
+        "AGENTLOG_STATE_DIR": str(stack.state_dir),
+        "AGENTLOG_DOCS_DIR": str(write_corpus(corpus)),
+        "AGENTLOG_TASK_TIMEOUT_S": str(TASK_TIMEOUT_S),
+        "AGENTLOG_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+    }
 
 
 def signer(keys_dir: Path, principal: str) -> Signer:

@@ -17,23 +17,22 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.auth import ensure_development_keys
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore.postgres import PostgresEventStore
 from shared.stack import EmbeddedStack
 from shared.stack.state import BrokerKind, read_state
-from tests.chaos.conftest import MAX_ATTEMPTS, TASK_TIMEOUT_S
 from tests.chaos.harness import (
     COMPLETIONS,
     Fleet,
     eventually,
     is_task_for,
+    own_stack_env,
     publish_goal,
     read_topic,
     wait_for_event,
     wait_terminal,
 )
-from tests.e2e.corpus import MANY_GOALS, write_corpus
+from tests.e2e.corpus import MANY_GOALS
 from tests.kafka_available import needs_kafka
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
@@ -65,29 +64,16 @@ async def own_fleet(
     own_stack: EmbeddedStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Fleet, PostgresEventStore, AIOKafkaProducer, str]]:
     """The five services on ``own_stack``, its event store and a producer."""
-    status = own_stack.status()
-    assert status.database_url is not None
-    assert status.kafka_bootstrap is not None
-    keys = own_stack.state_dir / "keys"
-    ensure_development_keys(keys)
-    monkeypatch.setenv("AGENTLOG_AUTH_KEYS_DIR", str(keys))  # the test signs its goals too
-    env = {
-        "AGENTLOG_DATABASE_URL": status.database_url,
-        "AGENTLOG_KAFKA_BOOTSTRAP": status.kafka_bootstrap,
-        "AGENTLOG_AUTH_KEYS_DIR": str(keys),
-        "AGENTLOG_STATE_DIR": str(own_stack.state_dir),
-        "AGENTLOG_DOCS_DIR": str(write_corpus(tmp_path / "corpus")),
-        "AGENTLOG_TASK_TIMEOUT_S": str(TASK_TIMEOUT_S),
-        "AGENTLOG_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
-    }
+    env = own_stack_env(own_stack, tmp_path / "corpus", monkeypatch)
+    bootstrap = env["AGENTLOG_KAFKA_BOOTSTRAP"]
     fleet = Fleet(env, tmp_path / "logs", REPO)
     fleet.start()
-    producer = AIOKafkaProducer(bootstrap_servers=status.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         await fleet.wait_ready()
         await producer.start()
-        async with PostgresEventStore(status.database_url) as store:
-            yield fleet, store, producer, status.kafka_bootstrap
+        async with PostgresEventStore(env["AGENTLOG_DATABASE_URL"]) as store:
+            yield fleet, store, producer, bootstrap
     finally:
         await producer.stop()
         codes = fleet.stop()

@@ -21,26 +21,25 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import APPROVALS, CONTROL, GOALS, RESULTS
-from shared.auth import ensure_development_keys
 from shared.domain import TERMINAL_EVENTS
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import replica_names, service_of
 from shared.stack import EmbeddedStack
 from shared.stack.state import BrokerKind, read_state
-from tests.chaos.conftest import MAX_ATTEMPTS
 from tests.chaos.harness import (
     COMPLETIONS,
     Fleet,
     eventually,
     is_task_for,
+    own_stack_env,
     publish_goal,
     read_topic,
     wait_for_event,
 )
 from tests.chaos.history import assert_clean_history
 from tests.chaos.rebalance import GroupSnapshot, Takeover, round_robin, snapshot, watch_takeover
-from tests.e2e.corpus import MANY_GOALS, write_corpus
+from tests.e2e.corpus import MANY_GOALS
 from tests.kafka_available import needs_kafka
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200)]
@@ -94,28 +93,19 @@ async def scaled_fleet(
     scaled_stack: EmbeddedStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Fleet, PostgresEventStore, AIOKafkaProducer, str]]:
     """Every service in replicas on ``scaled_stack``, its event store and a producer."""
-    status = scaled_stack.status()
-    assert status.database_url is not None
-    assert status.kafka_bootstrap is not None
-    keys = scaled_stack.state_dir / "keys"
-    ensure_development_keys(keys)
-    monkeypatch.setenv("AGENTLOG_AUTH_KEYS_DIR", str(keys))  # the test signs its goals too
     env = {
-        "AGENTLOG_DATABASE_URL": status.database_url,
-        "AGENTLOG_KAFKA_BOOTSTRAP": status.kafka_bootstrap,
-        "AGENTLOG_AUTH_KEYS_DIR": str(keys),
-        "AGENTLOG_STATE_DIR": str(scaled_stack.state_dir),
-        "AGENTLOG_DOCS_DIR": str(write_corpus(tmp_path / "corpus")),
+        **own_stack_env(scaled_stack, tmp_path / "corpus", monkeypatch),
         "AGENTLOG_TOPIC_PARTITIONS": str(PARTITIONS),
         # Small memory so long workflows also give the summarizers work.
         "AGENTLOG_MEMORY_LIMIT_CHARS": "3000",
         "AGENTLOG_MANIFEST_BUDGET_CHARS": "1500",
+        # Longer than the shared default: 17 processes on 2 cores answer slowly.
         "AGENTLOG_TASK_TIMEOUT_S": str(TASK_TIMEOUT_S),
-        "AGENTLOG_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
     }
+    bootstrap = env["AGENTLOG_KAFKA_BOOTSTRAP"]
     fleet = Fleet(env, tmp_path / "logs", REPO, replica_names(REPLICAS))
     fleet.start()
-    producer = AIOKafkaProducer(bootstrap_servers=status.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
 
         async def all_ready() -> bool | None:
@@ -123,8 +113,8 @@ async def scaled_fleet(
 
         await eventually(all_ready, what="every replica ready", fleet=fleet, timeout_s=START_S)
         await producer.start()
-        async with PostgresEventStore(status.database_url) as store:
-            yield fleet, store, producer, status.kafka_bootstrap
+        async with PostgresEventStore(env["AGENTLOG_DATABASE_URL"]) as store:
+            yield fleet, store, producer, bootstrap
     finally:
         await producer.stop()
         codes = fleet.stop()
