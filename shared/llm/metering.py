@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from schemas.messages import Provenance
+from shared.llm.forwarding import ForwardingModel
 from shared.llm.offline import OFFLINE_PROVIDER
 from shared.llm.port import Completion, CompletionRequest, LanguageModel, ModelError
 
@@ -44,32 +45,17 @@ def cost_usd(
     return prompt_tokens * usd_in / 1e6 + completion_tokens * usd_out / 1e6
 
 
-class MeteredModel(LanguageModel):
+class MeteredModel(ForwardingModel):
     """Delegates to ``inner`` and prices what each call used."""
 
     def __init__(self, inner: LanguageModel, prices: Prices) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._prices = dict(prices)
-
-    @property
-    def provider(self) -> str:
-        return self._inner.provider
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    def __repr__(self) -> str:
-        return f"MeteredModel({self._inner!r})"
-
-    async def aclose(self) -> None:
-        """Close the wrapped model."""
-        await self._inner.aclose()
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """The inner model's completion with its cost; a failure carries its usage and cost."""
         try:
-            completion = await self._inner.complete(request)
+            completion = await self.inner.complete(request)
         except ModelError as exc:
             exc.provenance = Provenance(
                 provider=self.provider,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from schemas.messages import TaskCommand, TaskResult
+from shared.llm.forwarding import ForwardingModel
 from shared.llm.port import Completion, CompletionRequest, LanguageModel, ModelError
 from shared.runtime.worker import Perform
 from shared.telemetry.metrics import Metrics, ModelMetrics
@@ -20,31 +21,17 @@ from shared.telemetry.metrics import Metrics, ModelMetrics
 __all__ = ["MetricsModel", "timed_perform"]
 
 
-class MetricsModel(LanguageModel):
+class MetricsModel(ForwardingModel):
     """Delegates to ``inner``; counts the tokens and cost of every call by agent and model."""
 
     def __init__(self, inner: LanguageModel, metrics: Metrics, *, agent: str) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._metrics: ModelMetrics = metrics.models
         self._agent = agent
 
-    @property
-    def provider(self) -> str:
-        return self._inner.provider
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    def __repr__(self) -> str:
-        return f"MetricsModel({self._inner!r})"
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
     async def complete(self, request: CompletionRequest) -> Completion:
         try:
-            completion = await self._inner.complete(request)
+            completion = await self.inner.complete(request)
         except ModelError as exc:
             used = exc.provenance
             if used is not None:

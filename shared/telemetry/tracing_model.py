@@ -14,28 +14,18 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from shared.llm.forwarding import ForwardingModel
 from shared.llm.port import Completion, CompletionRequest, LanguageModel, ModelError
 
 __all__ = ["TracingModel"]
 
 
-class TracingModel(LanguageModel):
+class TracingModel(ForwardingModel):
     """``inner`` (a metered model, so cost is known) with a span per ``complete``."""
 
     def __init__(self, inner: LanguageModel) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._tracer = trace.get_tracer("agentlog.llm")
-
-    @property
-    def provider(self) -> str:
-        return self.inner.provider
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     async def complete(self, request: CompletionRequest) -> Completion:
         attributes: dict[str, Any] = {
