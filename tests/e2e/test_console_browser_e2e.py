@@ -207,12 +207,14 @@ async def test_an_operator_drives_a_workflow_from_the_browser(
 
     # Spans the service processes exported (each flushes its batch every few seconds): the
     # supervisor's decisions and each agent's step.
-    for _ in range(30):
+    expected = ("decide", "step search", "step writer", "step critic")
+    for _ in range(40):  # each process flushes on its own schedule: wait for all of them
         await page.goto(f"{base}/workflows/{workflow_id}/trace")
-        if "step critic" in await page.locator("main").inner_text():
+        shown = await page.locator("main").inner_text()
+        if all(span in shown for span in expected):
             break
         await asyncio.sleep(0.5)
-    for span in ("decide", "step search", "step writer", "step critic"):
+    for span in expected:
         await expect(page.locator("main")).to_contain_text(span)
     await _shot(page, "trace")
 
