@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser test test-unit lint schemas demo bench soak chaos stack-up stack-down clean
+.PHONY: install browser test test-unit lint schemas demo bench profile soak chaos stack-up stack-down clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ $(VENV)/.bench-installed: pyproject.toml | $(STAMP)
 
 bench: $(STAMP) $(VENV)/.bench-installed
 	$(BIN)/python -m tests.bench
+
+# Where each service spends its CPU under load (py-spy); see docs/benchmarks.md.
+profile: $(STAMP)
+	$(BIN)/pip install -q py-spy
+	$(BIN)/python -m tests.bench.profile
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -m soak

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 __all__ = [
     "CITATION",
@@ -94,6 +95,9 @@ def word_count(text: str) -> int:
     return sum(1 for _ in _WORD.finditer(text))
 
 
+# Pure and called for every word of every text the critic and the offline model check (thousands
+# per workflow, from a vocabulary of a few thousand words): cached rather than recomputed.
+@lru_cache(maxsize=16_384)
 def stem(word: str) -> str:
     """A light suffix-stripping stem: enough to match plurals and common verb forms.
 
@@ -153,12 +157,25 @@ def key_terms(text: str, limit: int = 8) -> list[str]:
 
 def contains_term(text: str, term: str) -> bool:
     """Whether ``text`` mentions ``term`` (a word or phrase), comparing stems in sequence."""
-    needle = [stem(token) for token in tokenize(term)]
+    needle = _stems(term)
     if not needle:
         return False
-    haystack = [stem(token) for token in tokenize(text)]
+    haystack = _stems(text)
+    if len(needle) == 1:
+        return needle[0] in _stem_set(text)
     width = len(needle)
     return any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
+
+
+# A draft or a passage is checked against every key term in turn: its stems are worked out once.
+@lru_cache(maxsize=512)
+def _stems(text: str) -> tuple[str, ...]:
+    return tuple(stem(token) for token in tokenize(text))
+
+
+@lru_cache(maxsize=512)
+def _stem_set(text: str) -> frozenset[str]:
+    return frozenset(_stems(text))
 
 
 def normalize(text: str) -> str:

@@ -78,6 +78,16 @@ def test_contains_term_matches_phrases_by_stem() -> None:
     assert not contains_term("anything", "")
 
 
+def test_contains_term_single_words_match_by_stem_only() -> None:
+    """One word matches any inflection in the text, and nothing that only contains it."""
+    assert contains_term("Retries happen when a worker crashes.", "retrying")
+    assert contains_term("A crashed worker", "crash")
+    assert not contains_term("Offsets are committed.", "set")
+    # The same text checked again (the stems are cached) answers the same way.
+    assert contains_term("Retries happen when a worker crashes.", "retry")
+    assert not contains_term("Retries happen when a worker crashes.", "worksheet")
+
+
 def test_extract_citations_ignores_markdown_links() -> None:
     """Bracketed ids are citations; [text](url) links are not."""
     text, cited = extract_citations("See [docs/a.md#1] and [a link](http://x) [b#2] [docs/a.md#1].")
