@@ -1,10 +1,11 @@
 """Turns inbound messages into recorded decisions: catch up on history, decide, append with
 tracking.
 
-Per-workflow state is cached in memory and caught up from the last version it knows, so a long
-or rollback-heavy workflow costs one small read per message, not a re-read and re-fold of its
-whole stream. The store stays the truth: a version conflict (another supervisor wrote) or a
-restart only means catching up.
+Per-workflow state is cached in memory. A tracked message (goal, result, control) is decided on
+the cached state with no read at all: its append carries the state's version, so if another
+supervisor wrote meanwhile the append fails with a conflict and the state is caught up from
+the last version it knows (one small read, never a re-fold of the whole stream). The store
+stays the truth: a conflict, a refusal or a restart only means catching up.
 """
 
 from __future__ import annotations
@@ -283,12 +284,19 @@ class Supervisor:
         for workflow_id in due:
             await self.execute(workflow_id, Tick(now), None, None)
 
-    async def state_of(self, workflow_id: str) -> WorkflowState:
-        """The workflow's current state: the cached one caught up with the store."""
-        state = self._cache.pop(workflow_id, None) or WorkflowState(workflow_id)
-        newer = await self._store.read(workflow_id, after_version=state.version)
-        for record, event in zip(newer, decode_history(newer), strict=True):
-            state.apply(event, record.version)
+    async def state_of(self, workflow_id: str, *, catch_up: bool = True) -> WorkflowState:
+        """The workflow's current state: the cached one caught up with the store.
+
+        ``catch_up=False`` trusts a cached state without reading: right for a decision that
+        appends with the state's version, because the append then fails on a conflict if
+        another writer moved the stream (and the caller catches up and decides again).
+        """
+        cached = self._cache.pop(workflow_id, None)
+        state = cached or WorkflowState(workflow_id)
+        if catch_up or cached is None:
+            newer = await self._store.read(workflow_id, after_version=state.version)
+            for record, event in zip(newer, decode_history(newer), strict=True):
+                state.apply(event, record.version)
         self._cache[workflow_id] = state
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -322,9 +330,16 @@ class Supervisor:
         principal_agent: str | None,
         principal: str | None,
     ) -> int:
+        # A tracked message always appends (its tracking key at least), with the state's version,
+        # so a cached state is safe to decide on: a stale one ends in a conflict, not in a wrong
+        # write. Untracked triggers (ticks) may append nothing, so they read first.
+        catch_up = tracking is None
         for _ in range(_MAX_CONFLICT_RETRIES):
-            state = await self.state_of(workflow_id)
+            state = await self.state_of(workflow_id, catch_up=catch_up)
             refusal = admit(state, trigger, principal_agent=principal_agent)
+            if refusal is not None and not catch_up:
+                catch_up = True  # a refusal is final: make sure it was not a stale state's
+                continue
             if refusal is not None:
                 _log.warning("refused for %s: %s", workflow_id, refusal.detail)
                 raise RejectedError(refusal.reason, refusal.detail)
@@ -350,7 +365,8 @@ class Supervisor:
                 _log.debug("duplicate %s ignored", tracking)
                 return 0
             except ConcurrencyConflictError:
-                continue  # another writer moved the stream: catch up and decide again
+                catch_up = True  # another writer moved the stream: catch up and decide again
+                continue
             if events:
                 self.committed.set()
                 for event in events:  # fold the new events in; no second read

@@ -1,6 +1,6 @@
 """The outbox relay: publishes committed events from its own checkpoint, each workflow's in log
-order (different workflows of one batch at once: about one acknowledgement per workflow, not
-per record).
+order (a batch's records all queued in the producer, then acknowledged together: about one
+round trip to the broker per batch, not one per record).
 
 The event log is the outbox. A command or completion reaches Kafka only after the events that
 caused it committed; after a crash the relay resumes from its checkpoint and may publish a few
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 
 from opentelemetry import context, propagate
@@ -143,10 +143,9 @@ class OutboxRelay:
         by_workflow: dict[str, list[RecordedEvent]] = {}
         for record in records:
             by_workflow.setdefault(record.stream_id, []).append(record)
-        # Each workflow's records in log order, one after another (its consumers see them in
-        # order); different workflows at once, so a batch costs about one acknowledgement per
-        # workflow instead of one per record. A failure ends the batch unmoved: it is published
-        # again from the start, every record under its own ce_id.
+        # Each workflow's records queued in log order (its consumers see them in order);
+        # different workflows at once. A failure ends the batch unmoved: it is published again
+        # from the start, every record under its own ce_id.
         async with asyncio.TaskGroup() as group:
             for own in by_workflow.values():
                 group.create_task(self._publish_in_order(own))
@@ -157,8 +156,13 @@ class OutboxRelay:
         return len(records)
 
     async def _publish_in_order(self, records: list[RecordedEvent]) -> None:
+        # Queued one after another (each partition keeps that order), acknowledged together:
+        # a workflow's records cost one round trip to the broker, not one each.
+        acks: list[Awaitable[object]] = []
         for record in records:
-            await self._publish(record)
+            with self._trace_scope(record):
+                acks += await self._queue(record)
+        await _acknowledged(acks)
 
     async def _redrive(self, intact_since: float) -> None:
         commands = await open_task_commands(self._store, list(self._active()))
@@ -179,24 +183,27 @@ class OutboxRelay:
     async def _publish(self, record: RecordedEvent) -> None:
         # Publish inside the trace that recorded the event, so the hop joins the same trace.
         with self._trace_scope(record):
-            await self._publish_in_trace(record)
+            await _acknowledged(await self._queue(record))
 
-    async def _publish_in_trace(self, record: RecordedEvent) -> None:
+    async def _queue(self, record: RecordedEvent) -> list[Awaitable[object]]:
+        """Queue what ``record`` publishes, in order; the acknowledgements to await."""
         workflow_id = record.stream_id
+        acks: list[Awaitable[object]] = []
         if record.type == TaskScheduled.event_type():
             # The command first: the worker waits for it, the audit feed's readers do not.
             scheduled = TaskScheduled.model_validate(record.data, strict=False)
             command = model_for(scheduled.command_type).model_validate(
                 scheduled.command, strict=False
             )
-            await self._bus.publish(
+            command_ack = await self._bus.publish_queued(
                 task_topic(scheduled.agent),
                 command,
                 key=workflow_id,
                 ce_id=record.event_id,
                 subject=workflow_id,
             )
-        await self._bus.publish(
+            acks.append(command_ack)
+        audit_ack = await self._bus.publish_queued(
             WORKFLOW_EVENTS,
             RecordedEventMessage(
                 workflow_id=workflow_id,
@@ -215,8 +222,9 @@ class OutboxRelay:
             # hint: what it does pick is still verified and read from the signed payload).
             headers={EVENT_TYPE_HEADER: record.type.encode()},
         )
+        acks.append(audit_ack)
         if record.type not in TERMINAL_EVENTS:
-            return
+            return acks
         records = await self._store.read(workflow_id, up_to_version=record.version)
         history = decode_history(records)
         ids = {r.version: r.event_id for r in records}
@@ -224,10 +232,25 @@ class OutboxRelay:
         # published under its terminal event's id.
         completion = completion_for(replay(workflow_id, history), history[-1], ids.get)
         if completion is not None:
-            await self._bus.publish(
-                COMPLETIONS, completion, key=workflow_id, ce_id=record.event_id, subject=workflow_id
+            acks.append(
+                await self._bus.publish_queued(
+                    COMPLETIONS,
+                    completion,
+                    key=workflow_id,
+                    ce_id=record.event_id,
+                    subject=workflow_id,
+                )
             )
             _log.info("workflow %s finished: %s", workflow_id, completion.outcome)
+        return acks
+
+
+async def _acknowledged(acks: list[Awaitable[object]]) -> None:
+    """Wait for every acknowledgement; raise the first failure (after all have answered)."""
+    outcomes = await asyncio.gather(*acks, return_exceptions=True)
+    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if failure is not None:
+        raise failure
 
 
 @contextlib.contextmanager

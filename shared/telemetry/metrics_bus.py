@@ -10,7 +10,7 @@ consumers at scrape time (``Metrics.watch_consumer_lag``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import UTC
 
@@ -52,6 +52,20 @@ class MetricsBus(Bus):
         headers: Mapping[str, bytes] | None = None,
     ) -> None:
         await self._inner.publish(
+            topic, message, key=key, ce_id=ce_id, subject=subject, headers=headers
+        )
+
+    async def publish_queued(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> Awaitable[object]:
+        return await self._inner.publish_queued(
             topic, message, key=key, ce_id=ce_id, subject=subject, headers=headers
         )
 

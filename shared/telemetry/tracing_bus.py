@@ -9,7 +9,7 @@ belongs to the workflow too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 
 from opentelemetry import trace
@@ -46,6 +46,21 @@ class TracingBus(Bus):
     ) -> None:
         with workflow_scope(key):
             await self.inner.publish(
+                topic, message, key=key, ce_id=ce_id, subject=subject, headers=headers
+            )
+
+    async def publish_queued(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> Awaitable[object]:
+        with workflow_scope(key):
+            return await self.inner.publish_queued(
                 topic, message, key=key, ce_id=ce_id, subject=subject, headers=headers
             )
 

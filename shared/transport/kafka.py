@@ -205,6 +205,49 @@ class KafkaBus(Bus):
             max_record_bytes=self._max_record_bytes,
         )
 
+    async def publish_queued(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> Awaitable[object]:
+        """Queue one message in the producer; the awaitable is its acknowledgement.
+
+        aiokafka sends one request per broker at a time and keeps each partition's records in
+        the order they were queued (the idempotent producer keeps it across retries too), so
+        queued messages of one key arrive in order, and all that queue while a request is out
+        travel in the next one. A Tansu "unknown error" is not retried here: the caller's
+        await raises it, and the outbox relay publishes its batch again.
+        """
+        queued: list[Awaitable[object]] = []
+
+        async def queue(topic: str, envelope: Envelope) -> None:
+            if self._producer is None:
+                raise RuntimeError("KafkaBus.publish_queued() before start()")
+            queued.append(
+                await self._producer.send(
+                    topic, envelope.value, key=envelope.key, headers=envelope.headers
+                )
+            )
+
+        await traced_publish(
+            queue,
+            topic,
+            message,
+            key=key,
+            source=self._source,
+            ce_id=ce_id,
+            subject=subject,
+            headers=headers,
+            signer=self._signer,
+            max_record_bytes=self._max_record_bytes,
+        )
+        return queued[0]
+
     def health(self) -> dict[str, object]:
         """What a status page shows: consumers, and every partition that cannot move."""
         now = time.monotonic()

@@ -12,6 +12,7 @@ Delivery rules every adapter keeps:
 
 from __future__ import annotations
 
+import asyncio
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,29 @@ class Bus(AsyncResource):
         ``key`` is the workflow id (per-workflow ordering); ``ce_id`` defaults to a new UUID;
         set it to a deterministic id so consumers can dedupe redeliveries.
         """
+
+    async def publish_queued(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> Awaitable[object]:
+        """Queue a message and return once it is queued, with an awaitable of its
+        acknowledgement (acks=all; it raises what ``publish`` would).
+
+        Messages queued one after another reach their partition in that order, so a sender
+        with many messages for one key queues them all and then awaits every acknowledgement:
+        one round trip for the lot instead of one each. This default publishes at once (the
+        message is acknowledged when it returns); ``KafkaBus`` really queues.
+        """
+        await self.publish(topic, message, key=key, ce_id=ce_id, subject=subject, headers=headers)
+        done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     @abstractmethod
     async def subscribe(self, subscription: Subscription) -> None:

@@ -220,6 +220,25 @@ class TransportContract:
             texts = [_goal_text(d) for d in deliveries if d.key == key]
             assert texts == [f"step {i:02d}" for i in range(10)]
 
+    async def test_queued_records_with_one_key_arrive_in_queue_order(
+        self, harness: TransportHarness, topic: str, group: str
+    ) -> None:
+        """Messages queued without waiting are acknowledged, and arrive in the order queued."""
+        keys = ["wf-a", "wf-b", "wf-c"]
+        seen = Collector()
+        async with harness.make_bus("producer", [topic]) as bus:
+            acks = [
+                await bus.publish_queued(topic, goal(f"step {i:02d}", key), key=key)
+                for i in range(10)
+                for key in keys
+            ]
+            await asyncio.wait_for(asyncio.gather(*acks), WAIT_S)
+            await self._consume(bus, topic, group, seen)
+            deliveries = await seen.wait_count(30)
+        for key in keys:
+            texts = [_goal_text(d) for d in deliveries if d.key == key]
+            assert texts == [f"step {i:02d}" for i in range(10)]
+
     async def test_custom_headers_round_trip(
         self, harness: TransportHarness, topic: str, group: str
     ) -> None:
