@@ -287,3 +287,72 @@ async def test_a_pause_recorded_by_one_supervisor_is_honoured_and_lifted_by_anot
     records = await store.read("wf-p")
     assert records[-1].type == "TaskScheduled"
     assert records[-1].data["agent"] == "writer"
+
+
+class _CountingStore(InMemoryEventStore):
+    """Counts stream reads, to show which decisions read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(
+        self, stream_id: str, *, after_version: int = 0, up_to_version: int | None = None
+    ) -> list[RecordedEvent]:
+        self.reads += 1
+        return await super().read(
+            stream_id, after_version=after_version, up_to_version=up_to_version
+        )
+
+
+def _search_result(workflow_id: str, task_id: str) -> SearchResult:
+    return SearchResult(
+        workflow_id=workflow_id,
+        task_id=task_id,
+        attempt=1,
+        provenance=Provenance(provider="p", model="m", strategy_version="1"),
+        passages=[Passage(source_id="doc#1", text="replay folds events")],
+    )
+
+
+async def test_a_result_is_decided_on_the_cached_state_without_a_read() -> None:
+    """A supervisor that wrote a workflow's last events decides its next result without
+    reading the stream again."""
+    store = _CountingStore()
+    supervisor = _supervisor(store)
+    await supervisor.handle(_delivery(GoalSubmitted(workflow_id="wf-c", goal="explain"), "g"))
+    task_id = (await store.read("wf-c"))[-1].data["task_id"]
+    reads = store.reads
+    await supervisor.handle(_delivery(_search_result("wf-c", task_id), "r", RESULTS))
+    assert store.reads == reads
+    assert [r.type for r in await store.read("wf-c")][-2:] == ["PassagesRetrieved", "TaskScheduled"]
+
+
+async def test_a_stale_cached_state_catches_up_instead_of_refusing_or_overwriting() -> None:
+    """When another supervisor moved a workflow on, a result for the task it scheduled is
+    still admitted and recorded after the newer events (the cached state caught up)."""
+    store = InMemoryEventStore()
+    first = Supervisor(store, FixedClock(), WorkflowPolicy())
+    second = Supervisor(store, FixedClock(), WorkflowPolicy())
+    await first.handle(_delivery(GoalSubmitted(workflow_id="wf-s", goal="explain replay"), "g"))
+    search_task = (await store.read("wf-s"))[-1].data["task_id"]
+    # The second supervisor takes the workflow over and schedules the writer.
+    await second.handle(_delivery(_search_result("wf-s", search_task), "r1", RESULTS))
+    write_task = (await store.read("wf-s"))[-1].data["task_id"]
+    # The first one, whose cache stops at the search task, gets the writer's failure.
+    from schemas.messages import TaskFailure
+
+    failure = TaskFailure(
+        workflow_id="wf-s",
+        task_id=write_task,
+        attempt=1,
+        agent="writer",
+        provenance=Provenance(provider="p", model="m", strategy_version="1"),
+        error="model down",
+        retryable=True,
+    )
+    await first.handle(_delivery(failure, "f1", RESULTS))
+    records = await store.read("wf-s")
+    assert [r.version for r in records] == list(range(1, len(records) + 1))
+    failed = [r for r in records if r.type == "TaskFailed"]
+    assert [r.data["task_id"] for r in failed] == [write_task]
