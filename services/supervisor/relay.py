@@ -54,10 +54,13 @@ class OutboxRelay:
         trace_scope: Callable[[RecordedEvent], AbstractContextManager[None]] | None = None,
         active: Callable[[], Iterable[str]] = tuple,
         redrive_window_s: float = 60.0,
+        checkpoint_every_s: float = 0.5,
     ) -> None:
         """``active`` names the unfinished workflows whose open tasks a re-drive publishes
         again; ``redrive_window_s`` is how far before the broker was last known intact a
-        re-drive rewinds (a consumer may not have read what was published just before)."""
+        re-drive rewinds (a consumer may not have read what was published just before).
+        ``checkpoint_every_s``: the checkpoint is saved at most this often (and when the relay
+        stops): a restart then publishes at most that much again, under the same ce_ids."""
         self._store = store
         self._bus = bus
         self._wakeup = wakeup
@@ -71,6 +74,9 @@ class OutboxRelay:
         self._trace_scope = trace_scope or _recorded_context
         self._active = active
         self._redrive_window_s = redrive_window_s
+        self._checkpoint_every_s = checkpoint_every_s
+        self._saved = 0
+        self._saved_at = -float("inf")
         self._published = PublishedPositions()
         self._redrive_since: float | None = None
         self.position = 0
@@ -88,7 +94,10 @@ class OutboxRelay:
         """Relay while this process holds the lease, until ``stop`` is set."""
         while await self._lease.acquire(stop):
             _log.info("outbox relay leading")
-            await self._relay_while_leading(stop)
+            try:
+                await self._relay_while_leading(stop)
+            finally:
+                await self._save_checkpoint_on_exit()
             if not stop.is_set():
                 _log.warning("outbox relay lost its lease; waiting to lead again")
 
@@ -109,6 +118,7 @@ class OutboxRelay:
                 if not loaded:
                     # Reloaded on every new lease: another leader may have moved it on.
                     self.position = await self._store.load_checkpoint(self.CHECKPOINT)
+                    self._saved = self.position
                     # Where leading began: a re-drive goes back no further than this.
                     self._published.mark(time.monotonic(), self.position)
                     loaded = True
@@ -122,9 +132,15 @@ class OutboxRelay:
                 _log.exception("relay failed after position %d; retrying", self.position)
                 await self._wait(stop, self._retry_pause_s)
                 continue
-            if relayed:
-                continue
-            await self._wait(stop, self._poll_interval_s, self._wakeup)
+            if relayed == self._batch_size:
+                continue  # more may be waiting; a shorter batch read up to the head
+            # Anything committed since the read above has set the wake-up already. A checkpoint
+            # left unsaved by the throttle is saved when it is due, busy or not.
+            timeout = self._poll_interval_s
+            if self._saved < self.position:
+                due = self._saved_at + self._checkpoint_every_s - time.monotonic()
+                timeout = max(0.0, min(timeout, due))
+            await self._wait(stop, timeout, self._wakeup)
 
     @staticmethod
     async def _wait(stop: asyncio.Event, timeout_s: float, *more: asyncio.Event) -> None:
@@ -152,8 +168,25 @@ class OutboxRelay:
         if records:
             self.position = records[-1].position
             self._published.mark(time.monotonic(), self.position)
-            await self._store.save_checkpoint(self.CHECKPOINT, self.position)
+        if time.monotonic() - self._saved_at >= self._checkpoint_every_s:
+            await self._save_checkpoint()
         return len(records)
+
+    async def _save_checkpoint(self) -> None:
+        # One write per interval, not per batch: at a few workflows in flight the relay wakes
+        # for every decision, and a save each time was a database round trip per decision.
+        if self.position > self._saved:
+            await self._store.save_checkpoint(self.CHECKPOINT, self.position)
+            self._saved = self.position
+        self._saved_at = time.monotonic()
+
+    async def _save_checkpoint_on_exit(self) -> None:
+        """Save what was published before the relay stops leading (best effort: a failure only
+        means publishing those records again after the restart)."""
+        try:
+            await self._save_checkpoint()
+        except Exception:
+            _log.warning("relay checkpoint not saved at stop (position %d)", self.position)
 
     async def _publish_in_order(self, records: list[RecordedEvent]) -> None:
         # Queued one after another (each partition keeps that order), acknowledged together:
