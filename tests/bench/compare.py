@@ -50,6 +50,7 @@ from tests.bench.peers.measure import (
     run_batch,
     transactions,
 )
+from tests.bench.peers.raw import RAW_DB, raw_bytes_per_workflow
 from tests.bench.peers.results import problems, ratios, table
 from tests.bench.workflows import GOAL
 
@@ -69,7 +70,12 @@ class CompareConfig:
     """How much to run; from ``AGENTLOG_BENCH_*`` variables (see docs/benchmarks.md)."""
 
     workflows: int = 100
-    in_flight: tuple[int, ...] = (10, 100)
+    in_flight: tuple[int, ...] = (1, 10, 100)
+    #: Workflows each system runs before it is measured (10 at a time): connection pools fill,
+    #: caches and the broker's JIT warm up, as in any steady state.
+    warmup: int = 10
+    #: Workflows of the raw storage baseline (one row per step; bytes vary little).
+    raw_workflows: int = 20
     systems: tuple[str, ...] = _SYSTEMS
     results: Path = Path("bench-results.json")
 
@@ -83,6 +89,7 @@ class CompareConfig:
         levels = env.get("AGENTLOG_BENCH_IN_FLIGHT", "")
         return cls(
             workflows=int(env.get("AGENTLOG_BENCH_WORKFLOWS", cls.workflows)),
+            warmup=max(1, int(env.get("AGENTLOG_BENCH_WARMUP", cls.warmup))),
             in_flight=tuple(int(x) for x in levels.split(",") if x) or cls.in_flight,
             systems=systems or _SYSTEMS,
             results=Path(env.get("AGENTLOG_BENCH_RESULTS", str(cls.results))),
@@ -104,9 +111,10 @@ class _Harness:
     ) -> dict[str, Any]:
         """Warm up, then one batch per in-flight level; the numbers per level and overall."""
         watched = {**processes, "postgres": (self.postgres_pid, True)}
-        outcome, report = await run_one(f"wf-{system}-warmup")
-        if outcome != "completed":
-            raise RuntimeError(f"{system}: the warm-up workflow ended {outcome!r}")
+        warmup = self.config.warmup
+        warm = await run_batch(run_one, f"{system}-warmup", warmup, min(10, warmup))
+        if warm.outcomes.get("completed", 0) != warmup:
+            raise RuntimeError(f"{system}: the warm-up workflows ended {warm.outcomes}")
         # What the processes burn with no work at all (consumers polling, heartbeats, ticks):
         # part of each workflow's CPU is this rate times its share of the wall time.
         idle = CpuProbe(watched)
@@ -117,7 +125,7 @@ class _Harness:
         runs: dict[str, dict[str, Any]] = {}
         cpu_s = dict.fromkeys(watched, 0.0)
         stored = xacts = done = 0
-        reports = {report}
+        reports = set(warm.reports)
         for level in self.config.in_flight:
             await asyncio.sleep(_STATS_SETTLE_S)
             xacts_before = await transactions(self.server_url)
@@ -315,7 +323,7 @@ async def _compare(config: CompareConfig, tmp: Path, out: dict[str, Any]) -> Non
     stack = EmbeddedStack(stack_dir, broker=BrokerKind.TANSU)
     info = stack.up()
     try:
-        await _create_databases(info.database_url, (_LANGGRAPH_DB, _DBOS_DB))
+        await _create_databases(info.database_url, (_LANGGRAPH_DB, _DBOS_DB, RAW_DB))
         conn = await asyncpg.connect(info.database_url)
         out["machine"]["postgres"] = await conn.fetchval("SHOW server_version")
         await conn.close()
@@ -326,6 +334,8 @@ async def _compare(config: CompareConfig, tmp: Path, out: dict[str, Any]) -> Non
             state_dir=stack_dir,
             docs_dir=docs,
         )
+        out["raw_baseline"] = await _raw_baseline(config, settings, info.database_url)
+        print(f"compare: raw baseline {out['raw_baseline']}", flush=True)
         systems: dict[str, Any] = out["systems"]
         for system in config.systems:
             print(f"compare: {system}", flush=True)
@@ -346,9 +356,23 @@ async def _compare(config: CompareConfig, tmp: Path, out: dict[str, Any]) -> Non
                 systems[system] = {"not_run": f"{type(exc).__name__}: {exc}"}
                 print(f"  {system} not run: {exc}", flush=True)
                 continue
+            raw = out["raw_baseline"]["bytes_per_workflow"]
+            numbers["bytes_stored_over_raw"] = round(numbers["bytes_stored_per_workflow"] / raw, 2)
             systems[system] = numbers
     finally:
         stack.down()
+
+
+async def _raw_baseline(
+    config: CompareConfig, settings: Settings, server_url: str
+) -> dict[str, Any]:
+    from tests.bench.peers.steps import AgentSteps
+
+    async with AgentSteps(settings) as agents:
+        raw = await raw_bytes_per_workflow(
+            agents, _on(server_url, RAW_DB), GOAL, config.raw_workflows
+        )
+    return {"storage": "one row per agent step: (workflow_id, step, agent, output json)", **raw}
 
 
 def run_comparison(config: CompareConfig | None = None) -> dict[str, Any]:

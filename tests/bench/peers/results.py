@@ -51,7 +51,7 @@ def table(out: Mapping[str, Any]) -> str:
         f"{'system':<16} {'in flight':>9} {'wf/s':>8} {'p50 ms':>8} {'p95 ms':>8}",
     ]
     summary = [
-        f"{'system':<16} {'CPU ms/wf':>10} {'bytes/wf':>10} {'xacts/wf':>9}",
+        f"{'system':<16} {'CPU ms/wf':>10} {'bytes/wf':>10} {'÷ raw':>6} {'xacts/wf':>9}",
     ]
     cpu_lines: list[str] = []
     for name, s in out["systems"].items():
@@ -66,7 +66,8 @@ def table(out: Mapping[str, Any]) -> str:
             )
         summary.append(
             f"{name:<16} {s['cpu_ms_per_workflow']['total']:>10.1f}"
-            f" {s['bytes_stored_per_workflow']:>10,} {s['db_transactions_per_workflow']:>9.2f}"
+            f" {s['bytes_stored_per_workflow']:>10,} {s.get('bytes_stored_over_raw', 0):>6.2f}"
+            f" {s['db_transactions_per_workflow']:>9.2f}"
         )
         cpu = ", ".join(f"{k} {v:g}" for k, v in s["cpu_ms_per_workflow"].items() if k != "total")
         cpu_lines.append(f"{name:<16} {cpu}")
@@ -77,6 +78,9 @@ def table(out: Mapping[str, Any]) -> str:
         f"{pair:<30} " + ", ".join(f"{k} {v:g}" for k, v in row.items())
         for pair, row in out.get("ratios", {}).items()
     ]
+    raw = out.get("raw_baseline")
+    if raw is not None:
+        summary.append(f"{'raw (1 row/step)':<16} {'':>10} {raw['bytes_per_workflow']:>10,}")
     ratio_title = "agentlog / peer (above 1: agentlog has more of it)"
     cpu_title = "CPU ms per workflow, by process"
     return "\n".join(
