@@ -53,6 +53,9 @@ class KafkaTuning(BaseSettings):
     max_batch_size: int = 1_048_576
     request_timeout_ms: int = 15_000
     commit_timeout_s: float = 10.0
+    # Handled offsets are committed together at most this often (0: after every fetch). A
+    # crash redelivers at most this much, which consumers dedupe by ce_id.
+    commit_interval_ms: int = 100
     # How often each process checks that the broker still has its topics and committed
     # offsets (a restarted in-memory broker has neither; see shared/transport/broker_watch.py).
     broker_check_s: float = 2.0

@@ -5,9 +5,13 @@ Tansu: asked once at start), never transactional. Delivery is at-least-once end 
 process can die between its effect and its commit), so consumers dedupe by ``ce_id``.
 Consumers: one group per service, ``enable_auto_commit=False``,
 ``auto_offset_reset="earliest"``; each record's offset is committed only after its handler
-returned (or it was dead-lettered). Records of one partition are handled in order; the
-partitions of one fetch are handled concurrently. A handler that raises is retried on the same
-record per ``RetryPolicy``, then the record is dead-lettered (``handler-error``).
+returned (or it was dead-lettered). Commits leave the handling path: the offsets handled are
+committed together at most every ``commit_interval_ms`` (and before partitions are revoked and
+when the bus stops), so a busy consumer costs the broker a few commits a second, not one per
+fetch; a crash redelivers at most that interval's records, which consumers dedupe. Records of
+one partition are handled in order; the partitions of one fetch are handled concurrently. A
+handler that raises is retried on the same record per ``RetryPolicy``, then the record is
+dead-lettered (``handler-error``).
 
 Sizes: ``max_record_bytes`` bounds what is produced (refused before sending) and consumed (an
 oversized record is dead-lettered with its value cut). A dead letter the broker still refuses as
@@ -30,7 +34,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownError
 
 from schemas.base import Message
@@ -75,6 +85,25 @@ class _Consumer:
     task: asyncio.Task[None] | None = None
     #: What this process last committed per partition: the broker must never have less.
     committed: dict[TopicPartition, int] = field(default_factory=dict)
+    #: Handled, not yet committed: the next offset per partition.
+    pending: dict[TopicPartition, int] = field(default_factory=dict)
+    commit_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    #: One commit at a time per consumer, so offsets reach the broker in order.
+    commit_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    committer: asyncio.Task[None] | None = None
+
+
+class _CommitBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    """Commits what was handled before a rebalance gives the partitions to another member."""
+
+    def __init__(self, flush: Callable[[], Awaitable[None]]) -> None:
+        self._flush = flush
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        await self._flush()
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        return None
 
 
 class KafkaBus(Bus):
@@ -175,6 +204,10 @@ class KafkaBus(Bus):
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for consumer in self._consumers:
+            if consumer.committer is not None:
+                consumer.committer.cancel()
+                await asyncio.gather(consumer.committer, return_exceptions=True)
+            await self._flush_commits(consumer)
             await self._stop_consumer(consumer)
         self._consumers.clear()
         if self._producer is not None:
@@ -295,7 +328,6 @@ class KafkaBus(Bus):
         await self._ensure(subscription.topics)
         self._watch.expect(subscription.topics)
         client = AIOKafkaConsumer(
-            *subscription.topics,
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             group_id=subscription.group,
@@ -310,12 +342,21 @@ class KafkaBus(Bus):
             # At least one whole record per fetch, so an oversized one is seen and parked.
             max_partition_fetch_bytes=self._max_record_bytes + _REQUEST_OVERHEAD_BYTES,
         )
-        await client.start()
         consumer = _Consumer(subscription, client)
+        client.subscribe(
+            list(subscription.topics),
+            listener=_CommitBeforeRevoke(functools.partial(self._flush_commits, consumer)),
+        )
+        await client.start()
         consumer.task = asyncio.create_task(
             self._consume(consumer), name=f"consume:{subscription.group}"
         )
         consumer.task.add_done_callback(_log_crash)
+        if self._tuning.commit_interval_ms > 0:
+            consumer.committer = asyncio.create_task(
+                self._commit_every_interval(consumer), name=f"commit:{subscription.group}"
+            )
+            consumer.committer.add_done_callback(_log_crash)
         self._consumers.append(consumer)
 
     def _fetch_wait_ms(self, subscription: Subscription) -> int:
@@ -437,26 +478,56 @@ class KafkaBus(Bus):
             self._next_offsets[(group, tp)] = record.offset + 1
             handled = record.offset + 1
         if handled is not None:
-            await self._commit(consumer, tp, handled)
+            consumer.pending[tp] = handled
+            if consumer.committer is None:  # commit_interval_ms = 0: commit every fetch
+                await self._flush_commits(consumer)
+            else:
+                consumer.commit_wanted.set()
 
-    async def _commit(self, consumer: _Consumer, tp: TopicPartition, offset: int) -> None:
-        fields = {
-            "group": consumer.subscription.group,
-            "topic": tp.topic,
-            "partition": tp.partition,
-        }
+    async def _commit_every_interval(self, consumer: _Consumer) -> None:
+        """Commit what was handled, then wait out the interval; until stop() (which commits
+        the rest itself)."""
+        interval_s = self._tuning.commit_interval_ms / 1000
+        while not self._stopping.is_set():
+            wanted = asyncio.ensure_future(consumer.commit_wanted.wait())
+            try:
+                await asyncio.wait({wanted}, timeout=_POLL_TIMEOUT_MS / 1000)
+            finally:
+                wanted.cancel()
+            if not consumer.commit_wanted.is_set():
+                continue
+            consumer.commit_wanted.clear()
+            await self._flush_commits(consumer)
+            await stopped_within(self._stopping, interval_s)
+
+    async def _flush_commits(self, consumer: _Consumer) -> None:
+        """Commit every handled offset not committed yet (one request for all partitions)."""
+        async with consumer.commit_lock:
+            offsets, consumer.pending = consumer.pending, {}
+            if offsets:
+                await self._commit(consumer, offsets)
+
+    async def _commit(self, consumer: _Consumer, offsets: dict[TopicPartition, int]) -> None:
+        fields = {"group": consumer.subscription.group}
+        where = ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in offsets.items())
         try:
             # commit() blocks forever while the broker is down; never let it hang the partition.
             await asyncio.wait_for(
-                consumer.client.commit({tp: offset}), timeout=self._tuning.commit_timeout_s
+                consumer.client.commit(offsets), timeout=self._tuning.commit_timeout_s
             )
-            consumer.committed[tp] = offset
+            consumer.committed.update(offsets)
+        except asyncio.CancelledError:
+            for tp, offset in offsets.items():  # stop() commits them after the cancel
+                consumer.pending.setdefault(tp, offset)
+            raise
         except TimeoutError:
-            log.error("commit timed out; is the broker up? (%s@%d)", tp, offset, extra=fields)
+            log.error("commit timed out; is the broker up? (%s)", where, extra=fields)
             self._check_now.set()  # a broker that forgot its topics fails commits like this
+            for tp, offset in offsets.items():  # again next time, unless newer ones came
+                consumer.pending.setdefault(tp, offset)
         except KafkaError as exc:
             # Typically a rebalance moved the partition: its new owner redelivers the record.
-            log.warning("commit of %s@%d failed: %r", tp, offset, exc, extra=fields)
+            log.warning("commit of %s failed: %r", where, exc, extra=fields)
 
     @property
     def broker_available(self) -> bool:

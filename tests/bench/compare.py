@@ -70,7 +70,10 @@ class CompareConfig:
     """How much to run; from ``AGENTLOG_BENCH_*`` variables (see docs/benchmarks.md)."""
 
     workflows: int = 100
-    in_flight: tuple[int, ...] = (1, 10, 100)
+    in_flight: tuple[int, ...] = (10, 100)
+    #: Workflows run one at a time first, for the single-workflow latency (not in the totals:
+    #: a lone workflow's CPU is mostly the idle cost of the time it takes).
+    single: int = 30
     #: Workflows each system runs before it is measured (10 at a time): connection pools fill,
     #: caches and the broker's JIT warm up, as in any steady state.
     warmup: int = 10
@@ -90,6 +93,7 @@ class CompareConfig:
         return cls(
             workflows=int(env.get("AGENTLOG_BENCH_WORKFLOWS", cls.workflows)),
             warmup=max(1, int(env.get("AGENTLOG_BENCH_WARMUP", cls.warmup))),
+            single=int(env.get("AGENTLOG_BENCH_SINGLE", cls.single)),
             in_flight=tuple(int(x) for x in levels.split(",") if x) or cls.in_flight,
             systems=systems or _SYSTEMS,
             results=Path(env.get("AGENTLOG_BENCH_RESULTS", str(cls.results))),
@@ -126,6 +130,14 @@ class _Harness:
         cpu_s = dict.fromkeys(watched, 0.0)
         stored = xacts = done = 0
         reports = set(warm.reports)
+        single: dict[str, Any] = {}
+        if self.config.single > 0:
+            alone = await run_batch(run_one, f"{system}-single", self.config.single, 1)
+            if alone.outcomes.get("completed", 0) != self.config.single:
+                raise RuntimeError(f"{system}: single workflows ended {alone.outcomes}")
+            single = alone.summary()
+            reports |= alone.reports
+            print(f"  {system} one at a time: {single}", flush=True)
         for level in self.config.in_flight:
             await asyncio.sleep(_STATS_SETTLE_S)
             xacts_before = await transactions(self.server_url)
@@ -156,6 +168,7 @@ class _Harness:
                 )
             print(f"  {system} at {level} in flight: {runs[str(level)]}", flush=True)
         return {
+            "single_workflow": single,
             "workflows_per_s": {k: r["workflows_per_s"] for k, r in runs.items()},
             "latency_ms": {k: r["latency_ms"] for k, r in runs.items()},
             "cpu_ms_per_workflow": _per_workflow_ms(cpu_s, done),

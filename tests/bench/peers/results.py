@@ -17,6 +17,10 @@ def ratios(systems: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, floa
             if "runs" not in a or "runs" not in b:
                 continue
             row: dict[str, float] = {}
+            if a.get("single_workflow") and b.get("single_workflow"):
+                for q in ("p50", "p95"):
+                    mine = a["single_workflow"]["latency_ms"][q]
+                    row[f"latency_{q}_ms@1"] = mine / b["single_workflow"]["latency_ms"][q]
             for level, rate in a["workflows_per_s"].items():
                 if level in b["workflows_per_s"]:
                     row[f"workflows_per_s@{level}"] = rate / b["workflows_per_s"][level]
@@ -58,7 +62,10 @@ def table(out: Mapping[str, Any]) -> str:
         if "runs" not in s:
             lines.append(f"{name:<16} not run: {s.get('not_run', s.get('error'))}")
             continue
-        for level, run in s["runs"].items():
+        levels = list(s["runs"].items())
+        if s.get("single_workflow"):
+            levels.insert(0, ("1", s["single_workflow"]))
+        for level, run in levels:
             lat = run["latency_ms"]
             lines.append(
                 f"{name:<16} {level:>9} {run['workflows_per_s']:>8.1f}"
