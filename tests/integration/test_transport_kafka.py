@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from schemas.messages import GoalSubmitted
 from shared.auth import Signer
 from shared.settings import KafkaTuning
-from shared.transport import Bus, KafkaBus, RawRecord, RetryPolicy
+from shared.transport import Bus, Delivery, KafkaBus, RawRecord, RetryPolicy, Subscription
 from shared.transport.admin import ensure_topics, supports_idempotence
 from tests.conftest import StackInfo
 from tests.contracts.transport import FAST_RETRY, WAIT_S, TransportContract, TransportHarness
@@ -147,3 +147,46 @@ async def test_the_producer_is_not_idempotent_on_a_broker_without_producer_ids(
             topic, GoalSubmitted(workflow_id="wf-idem", goal="explain replay"), key="wf-idem"
         )
         assert bus.health()["idempotent_producer"] is False
+
+
+async def test_handled_offsets_are_committed_while_the_bus_runs(stack_info: StackInfo) -> None:
+    """Handled offsets are committed by the interval's committer while the bus runs, not only
+    at stop(): the group's offset reaches the end of the topic."""
+    topic = f"t-commit-{uuid.uuid4().hex[:8]}"
+    group = f"g-commit-{uuid.uuid4().hex[:8]}"
+    handled: list[str] = []
+
+    async def handle(delivery: Delivery) -> None:
+        handled.append(delivery.key or "")
+
+    tuning = KafkaTuning(commit_interval_ms=200)
+    async with KafkaBus(
+        stack_info.kafka_bootstrap, service="s", topics=[topic], tuning=tuning, partitions=1
+    ) as bus:
+        await bus.subscribe(Subscription([topic], group, handle, "s"))
+        for i in range(20):
+            await bus.publish(
+                topic, GoalSubmitted(workflow_id=f"wf-{i}", goal="explain replay"), key=f"wf-{i}"
+            )
+        committed = await _wait_for_group_offset(stack_info.kafka_bootstrap, group, topic, 20)
+        assert len(handled) == 20
+    assert committed == 20
+
+
+async def _wait_for_group_offset(bootstrap: str, group: str, topic: str, offset: int) -> int:
+    """The group's committed offset on partition 0 once it reaches ``offset`` (or the last
+    seen, after WAIT_S)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    seen = -1
+    try:
+        deadline = asyncio.get_running_loop().time() + WAIT_S
+        while seen < offset and asyncio.get_running_loop().time() < deadline:
+            tp = TopicPartition(topic, 0)
+            # partitions= is required: without it Tansu breaks the connection.
+            found = (await admin.list_consumer_group_offsets(group, partitions=[tp])).get(tp)
+            seen = found.offset if found is not None else -1
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+    return seen
