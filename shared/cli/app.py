@@ -19,6 +19,7 @@ from shared.cli.stack import stack_app
 from shared.cli.timetravel import diff, fork, replay, rollback, state
 from shared.cli.trace import trace
 from shared.cli.workflows import cancel, history, list_workflows, status, submit
+from shared.runtime.gc_tuning import tune_gc
 
 __all__ = ["app", "main"]
 
@@ -83,4 +84,5 @@ app.command()(trace)
 
 def main() -> None:
     """Console-script entry point."""
+    tune_gc()  # the commands are imported: see shared.runtime.gc_tuning
     app()

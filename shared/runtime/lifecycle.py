@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 
+from shared.runtime.gc_tuning import tune_gc
 from shared.runtime.log_limits import RepeatFilter
 from shared.runtime.redaction import (
     REDACTOR,
@@ -49,6 +50,7 @@ def configure_logging(service: str, secrets: Iterable[str] = ()) -> None:
 
 def run_until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``serve(stop)`` until it returns; SIGTERM/SIGINT set ``stop``."""
+    tune_gc()  # the imports are done: see shared.runtime.gc_tuning
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -15,9 +15,12 @@ the next rollback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from shared.domain import replay_versioned
 from shared.eventstore import NewEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.codec import decode_history
+from shared.runtime.gc_tuning import tune_gc
 from shared.runtime.processes import ServiceProcesses
 from shared.runtime.wiring import kafka_bus
 from shared.settings import Settings
@@ -89,8 +93,27 @@ def _synthetic_stream(n: int) -> list[NewEvent]:
     return events[:n]
 
 
+@contextlib.contextmanager
+def _as_agentlog_process() -> Iterator[None]:
+    """The collector set as an agentlog process sets it (``agentlog state`` runs the same read
+    and fold), then back as it was: the benchmarks after this one, the peers' included, run
+    with Python's defaults."""
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
 async def bench_state_at(database_url: str) -> dict[str, float]:
     """Milliseconds (p50) to rebuild the state at the last event, and the raw read's."""
+    with _as_agentlog_process():
+        return await _state_at(database_url)
+
+
+async def _state_at(database_url: str) -> dict[str, float]:
     result: dict[str, float] = {}
     async with PostgresEventStore(database_url, pool_max=2) as store:
         conn = await asyncpg.connect(database_url)
