@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from shared.eventstore import RecordedEvent
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import ServiceProcesses
 from tests.conftest import StackInfo
 from tests.e2e.conftest import REPO
+from tests.e2e.readers import read_from_start
 from tests.e2e.upstream import sign_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -178,27 +179,16 @@ async def test_a_gated_delivery_is_approved_by_a_plain_aiokafka_approver_and_for
 
 
 async def _dead_letters(bootstrap: str, ce_ids: set[str]) -> dict[str, bytes]:
-    consumer = AIOKafkaConsumer(
-        f"{APPROVALS}.dlq",
-        bootstrap_servers=bootstrap,
-        group_id=f"ctl-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
     found: dict[str, bytes] = {}
-    try:
-        async with asyncio.timeout(30):
-            while not ce_ids <= found.keys():
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        headers = dict(record.headers)
-                        ce_id = headers.get("ce_id", b"").decode()
-                        if ce_id in ce_ids:
-                            found[ce_id] = headers["dlq_reason"]
-    finally:
-        await consumer.stop()
+    reader = read_from_start(bootstrap, f"{APPROVALS}.dlq", fetch_max_wait_ms=20)
+    async with asyncio.timeout(30), reader as consumer:
+        while not ce_ids <= found.keys():
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    headers = dict(record.headers)
+                    ce_id = headers.get("ce_id", b"").decode()
+                    if ce_id in ce_ids:
+                        found[ce_id] = headers["dlq_reason"]
     return found
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.base import Message
@@ -31,6 +31,7 @@ from shared.transport.envelope import encode_envelope
 from tests.conftest import StackInfo
 from tests.e2e.conftest import REPO
 from tests.e2e.corpus import write_corpus
+from tests.e2e.readers import read_from_start
 from tests.e2e.test_workflow_e2e import _await_completions
 from tests.e2e.upstream import publish_goal
 
@@ -98,28 +99,18 @@ async def _dead_letters(
     bootstrap: str, topic: str, ce_ids: set[str], timeout_s: float = 30
 ) -> dict[str, dict[str, bytes]]:
     """The headers of the dead letters of ``ce_ids`` on ``<topic>.dlq``, waiting for all."""
-    consumer = AIOKafkaConsumer(
-        f"{topic}.dlq",
-        bootstrap_servers=bootstrap,
-        group_id=f"hostile-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=20,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-    await consumer.start()
     found: dict[str, dict[str, bytes]] = {}
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not ce_ids <= found.keys():
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        headers = dict(record.headers)
-                        ce_id = headers.get("ce_id", b"").decode(errors="replace")
-                        if ce_id in ce_ids:
-                            found[ce_id] = {**headers, "value": record.value or b""}
-    finally:
-        await consumer.stop()
+    reader = read_from_start(
+        bootstrap, f"{topic}.dlq", fetch_max_wait_ms=20, max_partition_fetch_bytes=8 * 1024 * 1024
+    )
+    async with asyncio.timeout(timeout_s), reader as consumer:
+        while not ce_ids <= found.keys():
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    headers = dict(record.headers)
+                    ce_id = headers.get("ce_id", b"").decode(errors="replace")
+                    if ce_id in ce_ids:
+                        found[ce_id] = {**headers, "value": record.value or b""}
     return found
 
 
@@ -233,7 +224,7 @@ async def test_forged_replayed_and_misattributed_messages_change_nothing(
         "writer answers search": b"unauthorized",
         "writer claims critic": b"unauthorized",
     }
-    # One reader per dead-letter topic (each joins a group: a second or two on Tansu).
+    # One reader per dead-letter topic.
     letters: dict[str, dict[str, bytes]] = {}
     for topic in {topic for topic, _ in sent.values()}:
         ids = {ce_id for t, ce_id in sent.values() if t == topic}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.processes import ServiceProcesses
 from tests.conftest import StackInfo
 from tests.contracts.echoing_provider import EchoingProvider
+from tests.e2e.readers import read_from_start
 from tests.e2e.upstream import publish_goal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -65,29 +65,15 @@ def secret_env(service_env: dict[str, str], provider: EchoingProvider) -> dict[s
 
 async def _await_outcome(bootstrap: str, workflow_id: str, timeout_s: float) -> dict[str, Any]:
     """The workflow's completion event, read with a plain consumer."""
-    consumer = AIOKafkaConsumer(
-        COMPLETIONS,
-        bootstrap_servers=bootstrap,
-        group_id=f"e2e-secrets-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=200,
-        rebalance_timeout_ms=2000,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        event: dict[str, Any] = json.loads(record.value or b"{}")
-                        if event.get("workflow_id") == workflow_id:
-                            return event
-    finally:
-        await consumer.stop()
+    reader = read_from_start(bootstrap, COMPLETIONS, fetch_max_wait_ms=20)
+    async with asyncio.timeout(timeout_s), reader as consumer:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    event: dict[str, Any] = json.loads(record.value or b"{}")
+                    if event.get("workflow_id") == workflow_id:
+                        return event
 
 
 async def _every_record(bootstrap: str) -> dict[str, list[bytes]]:

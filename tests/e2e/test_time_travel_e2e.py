@@ -30,6 +30,7 @@ from shared.settings import Settings
 from shared.transport.envelope import encode_envelope
 from tests.conftest import StackInfo
 from tests.e2e.conftest import REPO
+from tests.e2e.readers import read_from_start
 from tests.e2e.upstream import publish_goal, sign_headers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -51,30 +52,16 @@ async def _completions(
 ) -> dict[str, list[_Completion]]:
     """Every completion of the workflows in ``wanted``, in order, read with a plain consumer
     until each has at least the number asked for."""
-    consumer = AIOKafkaConsumer(
-        COMPLETIONS,
-        bootstrap_servers=bootstrap,
-        group_id=f"e2e-tt-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=200,
-        rebalance_timeout_ms=2000,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
     found: dict[str, list[_Completion]] = {w: [] for w in wanted}
-    try:
-        async with asyncio.timeout(timeout_s):
-            while any(len(found[w]) < n for w, n in wanted.items()):
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        event = json.loads(record.value)
-                        if event["workflow_id"] in found:
-                            ce_id = dict(record.headers)["ce_id"].decode()
-                            found[event["workflow_id"]].append(_Completion(ce_id, event))
-    finally:
-        await consumer.stop()
+    reader = read_from_start(bootstrap, COMPLETIONS, fetch_max_wait_ms=20)
+    async with asyncio.timeout(timeout_s), reader as consumer:
+        while any(len(found[w]) < n for w, n in wanted.items()):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event = json.loads(record.value)
+                    if event["workflow_id"] in found:
+                        ce_id = dict(record.headers)["ce_id"].decode()
+                        found[event["workflow_id"]].append(_Completion(ce_id, event))
     return found
 
 
