@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,6 +20,7 @@ from shared.runtime.processes import ServiceProcesses
 from shared.runtime.registry import list_services
 from tests.conftest import StackInfo
 from tests.e2e.corpus import REVISE_GOAL
+from tests.e2e.readers import read_from_start
 from tests.e2e.upstream import publish_goal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -30,52 +31,24 @@ GOALS, COMPLETIONS = "agentlog.goals", "agentlog.completions"
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def service_env(
-    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    """The shared environment plus a state dir of the fleet's own whose stack.json names the
-    session's backends, so the services register there (an external stack has no such dir)."""
-    state_dir = tmp_path_factory.mktemp("fleet") / ".agentlog"
-    state_dir.mkdir()
-    backends = {
-        "database_url": service_env["AGENTLOG_DATABASE_URL"],
-        "kafka_bootstrap": service_env["AGENTLOG_KAFKA_BOOTSTRAP"],
-    }
-    (state_dir / "stack.json").write_text(json.dumps(backends))
-    return {**service_env, "AGENTLOG_STATE_DIR": str(state_dir)}
-
-
 async def _await_completions(
     bootstrap: str, workflow_ids: set[str], timeout_s: float
 ) -> dict[str, dict[str, object]]:
     """Read completion events with a plain consumer until every workflow has one."""
-    consumer = AIOKafkaConsumer(
-        COMPLETIONS,
-        bootstrap_servers=bootstrap,
-        group_id=f"e2e-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=200,
-        rebalance_timeout_ms=2000,
-        fetch_max_wait_ms=20,
-    )
-    await consumer.start()
     found: dict[str, dict[str, object]] = {}
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not workflow_ids <= found.keys():
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        headers = dict(record.headers)
-                        assert headers["ce_type"] == b"agentlog.workflow.completed.v2"
-                        event = json.loads(record.value)
-                        if event["workflow_id"] in workflow_ids:
-                            found[event["workflow_id"]] = event
-    finally:
-        await consumer.stop()
+    async with (
+        asyncio.timeout(timeout_s),
+        read_from_start(bootstrap, COMPLETIONS, fetch_max_wait_ms=20) as consumer,
+    ):
+        while not workflow_ids <= found.keys():
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    headers = dict(record.headers)
+                    assert headers["ce_type"] == b"agentlog.workflow.completed.v2"
+                    event = json.loads(record.value)
+                    if event["workflow_id"] in workflow_ids:
+                        found[event["workflow_id"]] = event
     return found
 
 
@@ -188,27 +161,19 @@ async def test_bad_records_are_dead_lettered_and_the_supervisor_keeps_working(
     completions = await _await_completions(stack_info.kafka_bootstrap, {workflow_id}, 60)
     assert completions[workflow_id]["outcome"] == "completed"
 
-    consumer = AIOKafkaConsumer(
-        f"{GOALS}.dlq",
-        bootstrap_servers=stack_info.kafka_bootstrap,
-        group_id=f"e2e-dlq-{marker[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
     reasons: dict[str, bytes] = {}
-    try:
-        async with asyncio.timeout(30):
-            while len(reasons) < 2:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        headers = dict(record.headers)
-                        if headers["ce_id"].decode().startswith(marker):
-                            assert headers["dlq_service"] == b"supervisor"
-                            assert headers["dlq_origin_topic"] == GOALS.encode()
-                            reasons[headers["ce_id"].decode()] = headers["dlq_reason"]
-    finally:
-        await consumer.stop()
+    async with (
+        asyncio.timeout(30),
+        read_from_start(stack_info.kafka_bootstrap, f"{GOALS}.dlq") as consumer,
+    ):
+        while len(reasons) < 2:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    headers = dict(record.headers)
+                    if headers["ce_id"].decode().startswith(marker):
+                        assert headers["dlq_service"] == b"supervisor"
+                        assert headers["dlq_origin_topic"] == GOALS.encode()
+                        reasons[headers["ce_id"].decode()] = headers["dlq_reason"]
     assert reasons == {marker: b"malformed", f"{marker}-2": b"unknown-type"}
     assert services.dead() == {}
 
