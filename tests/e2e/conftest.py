@@ -95,10 +95,10 @@ def services(
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests on the shared fleet run first, in their usual order, so each
-    stack's fleet starts once; the others follow in theirs."""
+    """The end-to-end tests on the shared fleet run first, Tansu's before Kafka's, otherwise in
+    their usual order, so each stack's fleet starts once; the others follow in theirs."""
     slots = [i for i, item in enumerate(items) if item.path.is_relative_to(HERE)]
-    ordered = sorted((items[i] for i in slots), key=lambda item: _uses_shared_fleet(item) is False)
+    ordered = sorted((items[i] for i in slots), key=_fleet_order)
     for i, item in zip(slots, ordered, strict=True):
         items[i] = item
 
@@ -113,6 +113,15 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def _uses_shared_fleet(item: pytest.Item) -> bool:
     return SHARED_FLEET in getattr(item, "fixturenames", ())
+
+
+def _fleet_order(item: pytest.Item) -> tuple[bool, bool]:
+    """Shared-fleet tests first, on Tansu first (a module naming both brokers runs twice)."""
+    if not _uses_shared_fleet(item):
+        return (True, False)
+    callspec = getattr(item, "callspec", None)
+    broker = callspec.params.get("broker", "tansu") if callspec is not None else "tansu"
+    return (False, broker != "tansu")
 
 
 @pytest.fixture
