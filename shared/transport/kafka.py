@@ -522,9 +522,9 @@ class KafkaBus(Bus):
             raise
         except TimeoutError:
             log.error("commit timed out; is the broker up? (%s)", where, extra=fields)
+            # Not kept for later: a broker that comes back empty would get offsets of the log it
+            # forgot, and skip what is published anew. The next handled record commits again.
             self._check_now.set()  # a broker that forgot its topics fails commits like this
-            for tp, offset in offsets.items():  # again next time, unless newer ones came
-                consumer.pending.setdefault(tp, offset)
         except KafkaError as exc:
             # Typically a rebalance moved the partition: its new owner redelivers the record.
             log.warning("commit of %s failed: %r", where, exc, extra=fields)
@@ -568,8 +568,10 @@ class KafkaBus(Bus):
             len(self._reset_listeners),
         )
         for consumer in self._consumers:
-            # The group's offsets are gone: what was committed here no longer says anything.
+            # The group's offsets are gone: what was committed here no longer says anything,
+            # and offsets handled but not yet committed belong to the forgotten log.
             consumer.committed.clear()
+            consumer.pending.clear()
         for listener in self._reset_listeners:
             try:
                 await listener(reset)
