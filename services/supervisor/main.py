@@ -13,6 +13,7 @@ from services.supervisor.handler import FLEET_STREAM, Supervisor
 from services.supervisor.leadership import PostgresAdvisoryLease
 from services.supervisor.relay import OutboxRelay
 from shared.domain import TERMINAL_EVENTS
+from shared.eventstore.notifications import AppendNotifications
 from shared.eventstore.postgres import PostgresEventStore
 from shared.llm.prompts import current_prompt_versions
 from shared.runtime.clock import SystemClock
@@ -162,11 +163,24 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
             )
             _log.info("supervisor ready (%d active workflows)", len(supervisor.active))
             registration.ready()
+            # Another supervisor's (or a CLI's) appends wake the relay at once, not at its next
+            # poll; its own are woken in process already, and skipped here once published.
+            notifications = AppendNotifications(
+                settings.require_database_url(),
+                lambda position: _wake_relay(relay, supervisor.committed, position),
+            )
             async with asyncio.TaskGroup() as group:
                 group.create_task(relay.run(stop))
+                group.create_task(notifications.run(stop))
                 group.create_task(_watch_deadlines(supervisor, stop, 1.0, kafka))
     finally:
         tracing.shutdown()
+
+
+def _wake_relay(relay: OutboxRelay, wakeup: asyncio.Event, position: int | None) -> None:
+    """Wake the relay for events it has not published yet (``None``: maybe some)."""
+    if position is None or position > relay.position:
+        wakeup.set()
 
 
 def main() -> None:

@@ -181,6 +181,14 @@ BEGIN
                 last_hash = excluded.last_hash;
     END IF;
 
+    -- Followers in other processes (the leading relay when another supervisor appended) are
+    -- woken at once instead of at their next poll. Sent only if this transaction commits. The
+    -- payload is the schema (tests keep several stores on one server) and the last position,
+    -- so a follower that has published that far already ignores it.
+    IF v_n > 0 THEN
+        PERFORM pg_notify('agentlog_appended', '__SCHEMA__:' || v_positions[v_n]);
+    END IF;
+
     -- Last, so the key can point at the events it produced; a duplicate rolls them back.
     IF p_consumer IS NOT NULL THEN
         INSERT INTO __SCHEMA__.tracking (consumer, key, position, recorded_at)

@@ -103,10 +103,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items[i] = item
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """No other fleet, nor any other test, runs next to the shared one: it stops as soon as
-    the next test does not use it."""
+    the next test does not use it. Before the fixtures' teardown (tryfirst): after the last
+    test that teardown stops the session's stacks, and the fleet must exit before them."""
     if nextitem is None or not _uses_shared_fleet(nextitem):
         _pool.stop()
 

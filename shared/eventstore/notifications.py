@@ -1,0 +1,87 @@
+"""Wake-ups when any process appends: Postgres LISTEN/NOTIFY on a connection of its own.
+
+``append_events`` (schema.sql) notifies the channel ``agentlog_appended`` in every transaction
+that adds events, with ``<quoted schema>:<last position>`` as payload; Postgres delivers it only
+if the transaction commits, after it commits. A follower in this process (the outbox relay) already
+wakes on its own supervisor's appends; this wakes it for every other writer too — another
+supervisor, a CLI rollback — instead of at its next poll.
+
+Notifications are a hint, never the record: a follower still reads the log from its
+checkpoint, and keeps its poll as the floor. ``wake`` gets the position appended up to, so a
+follower that got that far already (its own process's appends) need not read again; after each
+(re)connect it gets ``None``, since anything sent while no one listened is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg
+
+__all__ = ["APPLICATION_NAME", "CHANNEL", "AppendNotifications"]
+
+CHANNEL = "agentlog_appended"
+#: How the listening session shows in ``pg_stat_activity``.
+APPLICATION_NAME = "agentlog-append-notifications"
+
+_log = logging.getLogger(__name__)
+
+
+class AppendNotifications:
+    """Calls ``wake(position)`` whenever events up to ``position`` are appended to ``schema``
+    (by any process), and ``wake(None)`` after each (re)connect."""
+
+    def __init__(
+        self,
+        dsn: str,
+        wake: Callable[[int | None], None],
+        *,
+        schema: str = "agentlog",
+        check_s: float = 1.0,
+        retry_s: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._wake = wake
+        self._prefix = f'"{schema}":'
+        self._check_s = check_s
+        self._retry_s = retry_s
+        #: How many times the listening connection was opened (tests and status read it).
+        self.connects = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until ``stop`` is set, reconnecting after a lost connection."""
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn, server_settings={"application_name": APPLICATION_NAME}
+                )
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                _log.warning("append notifications unavailable: %r", exc)
+                await _sleep(stop, self._retry_s)
+                continue
+            try:
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self.connects += 1
+                self._wake(None)  # what was appended while no one listened
+                while not stop.is_set() and not conn.is_closed():
+                    await _sleep(stop, self._check_s)
+                    # A connection dropped by the server is noticed only when it is used.
+                    await conn.fetchval("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                _log.warning("append notifications lost: %r; reconnecting", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+
+    def _on_notify(self, connection: object, pid: int, channel: str, payload: object) -> None:
+        if isinstance(payload, str) and payload.startswith(self._prefix):
+            position = payload[len(self._prefix) :]
+            self._wake(int(position) if position.isdigit() else None)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
