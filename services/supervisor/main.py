@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import uuid
 
 from schemas.controls import Budget
 from schemas.events import WorkflowPolicy
@@ -100,7 +102,11 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
     settings = settings or load_settings()
     tracing = Tracing.configure("supervisor", settings)
     metrics = ServiceMetrics.from_settings()
-    store = tracing.store(metrics.store(PostgresEventStore(settings.require_database_url())))
+    # A name of this process's own: the append notifications it sends are skipped by its own
+    # listener (its relay is woken in process already).
+    session_name = f"agentlog-supervisor-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    postgres = PostgresEventStore(settings.require_database_url(), application_name=session_name)
+    store = tracing.store(metrics.store(postgres))
     kafka = kafka_bus(settings, service="supervisor", topics=[t.name for t in TOPICS])
     bus = tracing.bus(metrics.bus(kafka))
     authenticator = authenticator_for(settings)
@@ -164,10 +170,11 @@ async def serve(stop: asyncio.Event, settings: Settings | None = None) -> None:
             _log.info("supervisor ready (%d active workflows)", len(supervisor.active))
             registration.ready()
             # Another supervisor's (or a CLI's) appends wake the relay at once, not at its next
-            # poll; its own are woken in process already, and skipped here once published.
+            # poll; its own wake it in process already.
             notifications = AppendNotifications(
                 settings.require_database_url(),
                 lambda position: _wake_relay(relay, supervisor.committed, position),
+                ignore=session_name,
             )
             async with asyncio.TaskGroup() as group:
                 group.create_task(relay.run(stop))

@@ -1,15 +1,17 @@
 """Wake-ups when any process appends: Postgres LISTEN/NOTIFY on a connection of its own.
 
 ``append_events`` (schema.sql) notifies the channel ``agentlog_appended`` in every transaction
-that adds events, with ``<quoted schema>:<last position>`` as payload; Postgres delivers it only
-if the transaction commits, after it commits. A follower in this process (the outbox relay) already
-wakes on its own supervisor's appends; this wakes it for every other writer too — another
-supervisor, a CLI rollback — instead of at its next poll.
+that adds events, with ``<quoted schema>:<last position>:<writer's application_name>`` as
+payload; Postgres delivers it only if the transaction commits, after it commits. A follower in
+this process (the outbox relay) already wakes on its own supervisor's appends; this wakes it
+for every other writer too — another supervisor, a CLI rollback — instead of at its next poll.
 
 Notifications are a hint, never the record: a follower still reads the log from its
-checkpoint, and keeps its poll as the floor. ``wake`` gets the position appended up to, so a
-follower that got that far already (its own process's appends) need not read again; after each
-(re)connect it gets ``None``, since anything sent while no one listened is gone.
+checkpoint, and keeps its poll as the floor. ``wake`` gets the position appended up to (so a
+follower that got that far already need not read again), or ``None`` after each (re)connect,
+since anything sent while no one listened is gone. Appends by sessions named ``ignore`` (the
+process's own pool, whose follower it wakes in process already) are skipped: woken by those
+too, a relay would read the log twice per decision.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ class AppendNotifications:
         wake: Callable[[int | None], None],
         *,
         schema: str = "agentlog",
+        ignore: str | None = None,
         check_s: float = 1.0,
         retry_s: float = 1.0,
     ) -> None:
         self._dsn = dsn
         self._wake = wake
         self._prefix = f'"{schema}":'
+        self._ignore = ignore
         self._check_s = check_s
         self._retry_s = retry_s
         #: How many times the listening connection was opened (tests and status read it).
@@ -77,9 +81,12 @@ class AppendNotifications:
                     await conn.close(timeout=5)
 
     def _on_notify(self, connection: object, pid: int, channel: str, payload: object) -> None:
-        if isinstance(payload, str) and payload.startswith(self._prefix):
-            position = payload[len(self._prefix) :]
-            self._wake(int(position) if position.isdigit() else None)
+        if not isinstance(payload, str) or not payload.startswith(self._prefix):
+            return
+        position, _, writer = payload[len(self._prefix) :].partition(":")
+        if self._ignore is not None and writer == self._ignore:
+            return
+        self._wake(int(position) if position.isdigit() else None)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

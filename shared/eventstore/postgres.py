@@ -123,14 +123,23 @@ class PostgresEventStore(EventStore):
     """Event store on PostgreSQL; every table lives in ``schema`` so tests can isolate."""
 
     def __init__(
-        self, dsn: str, *, schema: str = "agentlog", pool_min: int = 1, pool_max: int = 10
+        self,
+        dsn: str,
+        *,
+        schema: str = "agentlog",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        application_name: str | None = None,
     ) -> None:
+        """``application_name`` names the pool's sessions (``pg_stat_activity``); it also
+        travels in each append's notification, so a process can skip its own."""
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(f"schema must be a plain SQL identifier, not {schema!r}")
         self._dsn = dsn
         self._schema = schema
         self._pool_min = pool_min
         self._pool_max = pool_max
+        self._server_settings = {"application_name": application_name} if application_name else {}
         self._pool: asyncpg.Pool | None = None
         s = f'"{schema}"'
         self._append_sql = (
@@ -180,7 +189,11 @@ class PostgresEventStore(EventStore):
         if self._pool is not None:
             return
         pool = await asyncpg.create_pool(
-            self._dsn, min_size=self._pool_min, max_size=self._pool_max, reset=_keep_session
+            self._dsn,
+            min_size=self._pool_min,
+            max_size=self._pool_max,
+            reset=_keep_session,
+            server_settings=self._server_settings,
         )
         try:
             async with pool.acquire() as conn:

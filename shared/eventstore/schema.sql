@@ -183,10 +183,11 @@ BEGIN
 
     -- Followers in other processes (the leading relay when another supervisor appended) are
     -- woken at once instead of at their next poll. Sent only if this transaction commits. The
-    -- payload is the schema (tests keep several stores on one server) and the last position,
-    -- so a follower that has published that far already ignores it.
+    -- payload: the schema (tests keep several stores on one server), the last position, and
+    -- the writer's application_name, so a process can skip its own appends.
     IF v_n > 0 THEN
-        PERFORM pg_notify('agentlog_appended', '__SCHEMA__:' || v_positions[v_n]);
+        PERFORM pg_notify('agentlog_appended', '__SCHEMA__:' || v_positions[v_n] || ':'
+                          || coalesce(current_setting('application_name', true), ''));
     END IF;
 
     -- Last, so the key can point at the events it produced; a duplicate rolls them back.

@@ -40,15 +40,17 @@ async def test_a_listener_is_woken_by_another_writers_commit_and_only_for_its_sc
     stack_info: StackInfo, schemas: tuple[str, str]
 ) -> None:
     """An append through another pool wakes the listener of its schema once it commits, with
-    the position it reached; an append to another schema, or a refused append, does not."""
+    the position it reached; an append to another schema, a refused append, or one by the
+    session name the listener ignores (its own process's pool) does not."""
     mine, other = schemas
     wakes: asyncio.Queue[int | None] = asyncio.Queue()
     listener = AppendNotifications(
-        stack_info.database_url, wakes.put_nowait, schema=mine, check_s=0.2
+        stack_info.database_url, wakes.put_nowait, schema=mine, ignore="me", check_s=0.2
     )
     stop = asyncio.Event()
     async with (
         PostgresEventStore(stack_info.database_url, schema=mine) as writer,
+        PostgresEventStore(stack_info.database_url, schema=mine, application_name="me") as own,
         PostgresEventStore(stack_info.database_url, schema=other) as elsewhere,
     ):
         task = asyncio.create_task(listener.run(stop))
@@ -61,8 +63,11 @@ async def test_a_listener_is_woken_by_another_writers_commit_and_only_for_its_sc
             assert await _woken(wakes) == recorded[-1].position
             with pytest.raises(ConcurrencyConflictError):
                 await writer.append("wf-n", [NewEvent("Noted", {"n": 2})], 0)
+            await own.append("wf-own", [NewEvent("Noted", {"n": 1})], 0)
             await asyncio.sleep(0.5)
-            assert wakes.empty()  # neither the other schema's append nor the refused one
+            assert wakes.empty()  # not the other schema's, the refused, nor its own process's
+            later = await writer.append("wf-n", [NewEvent("Noted", {"n": 3})], 2)
+            assert await _woken(wakes) == later[-1].position
         finally:
             stop.set()
             await task
