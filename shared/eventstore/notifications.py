@@ -52,7 +52,7 @@ class AppendNotifications:
         self._ignore = ignore
         self._check_s = check_s
         self._retry_s = retry_s
-        #: How many times the listening connection was opened (tests and status read it).
+        #: How many times the listening connection was opened (the tests read it).
         self.connects = 0
 
     async def run(self, stop: asyncio.Event) -> None:
