@@ -22,6 +22,8 @@ import asyncpg
 
 from schemas.messages import Passage, Provenance, SearchResult, SearchTask
 from services.search.chunking import chunk_document
+from shared.eventstore.postgres import CONNECTION_ERRORS
+from shared.transport import TransientError
 
 __all__ = [
     "STRATEGY_VERSION",
@@ -238,7 +240,17 @@ class PostgresCorpusIndex:
         return len(chunks)
 
     async def search(self, query: str, limit: int) -> list[Passage]:
-        """The best passages for ``query``: all-words match first, any-word match if none."""
+        """The best passages for ``query``: all-words match first, any-word match if none.
+
+        Raises ``TransientError`` when the database cannot be reached: an outage is not the
+        task's fault, and the worker waits it out instead of spending the task's attempts.
+        """
+        try:
+            return await self._search(query, limit)
+        except CONNECTION_ERRORS as exc:
+            raise TransientError(f"search index unavailable: {type(exc).__name__}: {exc}") from exc
+
+    async def _search(self, query: str, limit: int) -> list[Passage]:
         s = self._schema
         sql = f"""
             SELECT source_id, title, body, rank,

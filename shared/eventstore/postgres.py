@@ -35,7 +35,7 @@ from shared.eventstore.port import (
     Tracking,
 )
 
-__all__ = ["PostgresEventStore"]
+__all__ = ["CONNECTION_ERRORS", "PostgresEventStore"]
 
 # SQLSTATEs raised by schema.sql (class "AL" is not used by Postgres itself).
 _CONFLICT = "AL001"
@@ -48,8 +48,9 @@ _COLUMNS = (
 _HEAD_COLUMNS = "stream_id, version, first_type, last_type, created_at, updated_at, last_hash"
 
 
-# Errors that say "the database is not reachable right now", not "the request was wrong".
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+# Errors that say "the database is not reachable right now", not "the request was wrong"
+# (the search index reads them too).
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,  # SQLSTATE class 08, incl. connection does not exist
@@ -71,7 +72,7 @@ def _unavailable_on_connection_loss(
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return await method(*args, **kwargs)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise StoreUnavailableError(
                 f"event store unavailable: {type(exc).__name__}: {exc}"
             ) from exc

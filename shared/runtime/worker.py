@@ -176,6 +176,12 @@ class TaskWorker:
                 abandoned,
             )
             return
+        except TransientError:
+            # A dependency of this worker is down (the search index's database, say): not the
+            # task's fault, so no attempt is spent on it. The transport retries the record with
+            # backoff until the dependency is back, or until the attempt's deadline has passed
+            # (then it is skipped above, and the supervisor's timeout schedules the next one).
+            raise
         except Exception as exc:  # the worker must answer, whatever the agent did
             _log.exception("task %s attempt %d failed", task.task_id, task.attempt)
             result = self._failure(task, exc)

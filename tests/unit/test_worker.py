@@ -107,6 +107,20 @@ async def test_agent_error_becomes_a_retryable_task_failure() -> None:
     assert "RuntimeError: index is corrupt" in failure["error"]
 
 
+async def test_a_dependency_outage_spends_no_attempt() -> None:
+    """An agent whose dependency is down (TransientError) publishes no failure: the record is
+    retried by the transport, and the task's attempts are not spent on the outage."""
+
+    async def index_down(task: TaskCommand) -> TaskResult:
+        raise TransientError("search index unavailable: ConnectionResetError")
+
+    async with InMemoryBus(service="search", topics=[RESULTS]) as bus:
+        worker = TaskWorker("search", SearchTask, index_down, bus, FixedClock())
+        with pytest.raises(TransientError):
+            await worker.handle(_delivery(_task(NOW + timedelta(seconds=5))))
+        assert bus.records(RESULTS) == []
+
+
 async def test_unpublishable_result_is_a_transient_error() -> None:
     """When the result cannot be sent the task is retried (TransientError), not acknowledged."""
     bus = InMemoryBus(service="search", topics=[RESULTS])  # never started: publish fails
