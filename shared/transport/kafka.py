@@ -225,18 +225,7 @@ class KafkaBus(Bus):
         headers: Mapping[str, bytes] | None = None,
     ) -> None:
         """Publish one message and wait for the broker's acknowledgement."""
-        await traced_publish(
-            self._send,
-            topic,
-            message,
-            key=key,
-            source=self._source,
-            ce_id=ce_id,
-            subject=subject,
-            headers=headers,
-            signer=self._signer,
-            max_record_bytes=self._max_record_bytes,
-        )
+        await self._encode_and(self._send, topic, message, key, ce_id, subject, headers)
 
     async def publish_queued(
         self,
@@ -267,8 +256,22 @@ class KafkaBus(Bus):
                 )
             )
 
+        await self._encode_and(queue, topic, message, key, ce_id, subject, headers)
+        return queued[0]
+
+    async def _encode_and(
+        self,
+        send: Callable[[str, Envelope], Awaitable[None]],
+        topic: str,
+        message: Message,
+        key: str,
+        ce_id: str | None,
+        subject: str | None,
+        headers: Mapping[str, bytes] | None,
+    ) -> None:
+        """Encode and sign ``message`` as this bus does, then hand it to ``send``."""
         await traced_publish(
-            queue,
+            send,
             topic,
             message,
             key=key,
@@ -279,7 +282,6 @@ class KafkaBus(Bus):
             signer=self._signer,
             max_record_bytes=self._max_record_bytes,
         )
-        return queued[0]
 
     def health(self) -> dict[str, object]:
         """What a status page shows: consumers, and every partition that cannot move."""
