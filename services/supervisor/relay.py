@@ -192,9 +192,15 @@ class OutboxRelay:
         # Queued one after another (each partition keeps that order), acknowledged together:
         # a workflow's records cost one round trip to the broker, not one each.
         acks: list[Awaitable[object]] = []
-        for record in records:
-            with self._trace_scope(record):
-                acks += await self._queue(record)
+        try:
+            for record in records:
+                with self._trace_scope(record):
+                    acks += await self._queue(record)
+        except Exception:
+            # What was queued goes out anyway; wait for its answers before failing the batch,
+            # so none is left unobserved (the batch is published again, under the same ce_ids).
+            await asyncio.gather(*acks, return_exceptions=True)
+            raise
         await _acknowledged(acks)
 
     async def _redrive(self, intact_since: float) -> None:

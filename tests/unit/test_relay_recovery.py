@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Generator, Mapping
 from datetime import UTC, datetime
 
 from schemas.base import Message
@@ -65,6 +65,40 @@ class _FlakyBus(InMemoryBus):
         )
 
 
+class _Ack:
+    """An acknowledgement that remembers whether anyone waited for it."""
+
+    def __init__(self) -> None:
+        self.awaited = False
+
+    def __await__(self) -> Generator[None, None, None]:
+        self.awaited = True
+        yield from asyncio.sleep(0).__await__()
+
+
+class _FailsSecondQueueBus(InMemoryBus):
+    """A bus that queues its first message and fails to queue the second."""
+
+    def __init__(self) -> None:
+        super().__init__(service="supervisor", topics=[WORKFLOW_EVENTS, task_topic("search")])
+        self.acks: list[_Ack] = []
+
+    async def publish_queued(
+        self,
+        topic: str,
+        message: Message,
+        *,
+        key: str,
+        ce_id: str | None = None,
+        subject: str | None = None,
+        headers: Mapping[str, bytes] | None = None,
+    ) -> Awaitable[object]:
+        if self.acks:
+            raise TimeoutError("producer buffer full")
+        self.acks.append(_Ack())
+        return self.acks[-1]
+
+
 async def _started_workflow(store: InMemoryEventStore) -> Supervisor:
     supervisor = Supervisor(store, _FixedClock(), WorkflowPolicy())
     goal = GoalSubmitted(workflow_id="wf-r", goal="explain replay")
@@ -123,3 +157,19 @@ async def test_relay_retries_after_a_publish_fails() -> None:
         audit = bus.records(WORKFLOW_EVENTS)
         assert [dict(r.headers)["ce_subject"] for r in audit] == [b"wf-r", b"wf-r"]
         assert len(bus.records(task_topic("search"))) == 1
+
+
+async def test_a_batch_that_fails_midway_still_waits_for_what_it_queued() -> None:
+    """A batch failing after some records were queued awaits their acks before it raises."""
+    store = InMemoryEventStore()
+    supervisor = await _started_workflow(store)
+    async with _FailsSecondQueueBus() as bus:
+        relay = OutboxRelay(store, bus, supervisor.committed)
+        try:
+            await relay.relay_batch()
+        except* TimeoutError:
+            pass
+        else:
+            raise AssertionError("the batch should have failed")
+        assert [ack.awaited for ack in bus.acks] == [True]
+        assert relay.position == 0
