@@ -10,6 +10,7 @@ event store (``wait_for_completion``) or on ``agentlog.completions`` (``receive_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -167,7 +168,7 @@ async def wait_for_completion(
     *,
     after_run: int = 0,
     caused_by: str | None = None,
-    poll_s: float = 0.1,
+    poll_s: float = 1.0,
 ) -> CompletionEvent:
     """Wait until the workflow finishes a run numbered above ``after_run``; its completion event.
 
@@ -175,16 +176,29 @@ async def wait_for_completion(
     that message caused, so a run that happened to end just before a rollback took effect is
     not mistaken for the rollback's outcome. Reads the event store, never Kafka's "latest"
     offset (wrong on the embedded broker); the completion is rebuilt by the same pure function
-    the relay publishes with, ``supersedes`` included.
+    the relay publishes with, ``supersedes`` included. Woken by the store's ``watch`` on the
+    stream (Postgres: LISTEN/NOTIFY), it reads only what was appended since its last read and
+    folds only when that holds an ending; ``poll_s`` is the floor should a wake-up be lost.
     """
     deadline = time.monotonic() + timeout_s
-    while True:
-        completion = _completion(workflow_id, await store.read(workflow_id), after_run, caused_by)
-        if completion is not None:
-            return completion
-        if time.monotonic() > deadline:
-            raise WaitTimeoutError(f"workflow {workflow_id} did not finish in {timeout_s:.0f}s")
-        await asyncio.sleep(poll_s)
+    records: list[RecordedEvent] = []
+    async with store.watch(workflow_id) as appended:
+        while True:
+            # Cleared before the read: an append that lands during it sets it again.
+            appended.clear()
+            seen = records[-1].version if records else 0
+            new = await store.read(workflow_id, after_version=seen)
+            records += new
+            # Only an ending (or a fork's copied history, read first) can finish a run.
+            if new and (not seen or any(r.type in TERMINAL_EVENTS for r in new)):
+                completion = _completion(workflow_id, records, after_run, caused_by)
+                if completion is not None:
+                    return completion
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"workflow {workflow_id} did not finish in {timeout_s:.0f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(appended.wait(), min(poll_s, remaining))
 
 
 def _completion(

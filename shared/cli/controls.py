@@ -8,6 +8,7 @@ the decision (up to 30 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 import typer
@@ -95,12 +96,17 @@ def _decide(workflow_id: str, **fields: Any) -> None:
 
 async def _recorded(store: EventStore, workflow_id: str, ce_id: str) -> None:
     """Wait until the supervisor recorded the decision (its events name the ce_id)."""
-    async with asyncio.timeout(_RECORDED_WAIT_S):
+    seen = 0
+    async with asyncio.timeout(_RECORDED_WAIT_S), store.watch(workflow_id) as appended:
         while True:
-            records = await store.read(workflow_id)
+            appended.clear()  # before the read: an append during it sets it again
+            records = await store.read(workflow_id, after_version=seen)
             if any(r.metadata.get("causation_id") == ce_id for r in records):
                 return
-            await asyncio.sleep(0.1)
+            seen = records[-1].version if records else seen
+            # The poll is the floor should a wake-up be lost.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(appended.wait(), 1.0)
 
 
 def approve(

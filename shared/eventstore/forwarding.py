@@ -6,7 +6,9 @@ watches, and a method added to the port is forwarded here once, not in every int
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 
 from shared.eventstore.port import EventStore, NewEvent, RecordedEvent, StreamSummary, Tracking
 
@@ -62,6 +64,9 @@ class ForwardingEventStore(EventStore):
 
     async def stream_heads(self, after: str = "", limit: int = 1000) -> list[StreamSummary]:
         return await self.inner.stream_heads(after, limit)
+
+    def watch(self, stream_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        return self.inner.watch(stream_id)
 
     async def is_processed(self, tracking: Tracking) -> bool:
         return await self.inner.is_processed(tracking)

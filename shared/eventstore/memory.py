@@ -8,7 +8,9 @@ under asyncio, which is what makes ``read_all`` follow commit order here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -90,6 +92,7 @@ class InMemoryEventStore(EventStore):
         self._event_ids: set[str] = set()
         self._tracking: dict[tuple[str, str], int | None] = {}
         self._checkpoints: dict[str, int] = {}
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
     async def start(self) -> None:
         """Nothing to open."""
@@ -148,7 +151,25 @@ class InMemoryEventStore(EventStore):
         self._event_ids.update(ids)
         if key is not None:
             self._tracking[key] = rows[-1].position if rows else None
+        if rows:
+            for appended in self._watchers.get(stream_id, ()):
+                appended.set()
         return [r.recorded() for r in rows]
+
+    @asynccontextmanager
+    async def watch(self, stream_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set by every append to ``stream_id`` while open (and on entry)."""
+        check_text("stream_id", stream_id)
+        appended = asyncio.Event()
+        appended.set()
+        watchers = self._watchers.setdefault(stream_id, set())
+        watchers.add(appended)
+        try:
+            yield appended
+        finally:
+            watchers.discard(appended)
+            if not watchers:
+                del self._watchers[stream_id]
 
     @staticmethod
     def _chain(stream: list[_Row], digests: list[bytes], now: datetime) -> list[str]:

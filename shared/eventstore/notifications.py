@@ -1,10 +1,12 @@
 """Wake-ups when any process appends: Postgres LISTEN/NOTIFY on a connection of its own.
 
 ``append_events`` (schema.sql) notifies the channel ``agentlog_appended`` in every transaction
-that adds events, with ``<quoted schema>:<last position>:<writer's application_name>`` as
-payload; Postgres delivers it only if the transaction commits, after it commits. A follower in
-this process (the outbox relay) already wakes on its own supervisor's appends; this wakes it
-for every other writer too — another supervisor, a CLI rollback — instead of at its next poll.
+that adds events, with ``<quoted schema>:<last position>:<writer's application_name>`` and, on
+a line of its own, the stream id's sha256 (hex) as payload; Postgres delivers it only if the
+transaction commits, after it commits. A follower in this process (the outbox relay) already
+wakes on its own supervisor's appends; this wakes it for every other writer too — another
+supervisor, a CLI rollback — instead of at its next poll. A reader of one stream (a CLI
+waiting for an outcome, ``PostgresEventStore.watch``) passes ``stream_id`` and skips the rest.
 
 Notifications are a hint, never the record: a follower still reads the log from its
 checkpoint, and keeps its poll as the floor. ``wake`` gets the position appended up to (so a
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Callable
 
 import asyncpg
 
-__all__ = ["APPLICATION_NAME", "CHANNEL", "AppendNotifications"]
+__all__ = ["APPLICATION_NAME", "CHANNEL", "AppendNotifications", "stream_digest"]
 
 CHANNEL = "agentlog_appended"
 #: How the listening session shows in ``pg_stat_activity``.
@@ -32,9 +35,15 @@ APPLICATION_NAME = "agentlog-append-notifications"
 _log = logging.getLogger(__name__)
 
 
+def stream_digest(stream_id: str) -> str:
+    """The stream id as a notification names it: sha256 of its UTF-8, in hex (schema.sql)."""
+    return hashlib.sha256(stream_id.encode("utf-8")).hexdigest()
+
+
 class AppendNotifications:
     """Calls ``wake(position)`` whenever events up to ``position`` are appended to ``schema``
-    (by any process), and ``wake(None)`` after each (re)connect."""
+    (by any process; only to ``stream_id`` if given), and ``wake(None)`` after each
+    (re)connect."""
 
     def __init__(
         self,
@@ -43,6 +52,7 @@ class AppendNotifications:
         *,
         schema: str = "agentlog",
         ignore: str | None = None,
+        stream_id: str | None = None,
         check_s: float = 1.0,
         retry_s: float = 1.0,
     ) -> None:
@@ -50,6 +60,7 @@ class AppendNotifications:
         self._wake = wake
         self._prefix = f'"{schema}":'
         self._ignore = ignore
+        self._stream = None if stream_id is None else stream_digest(stream_id)
         self._check_s = check_s
         self._retry_s = retry_s
         #: How many times the listening connection was opened (the tests read it).
@@ -83,7 +94,10 @@ class AppendNotifications:
     def _on_notify(self, connection: object, pid: int, channel: str, payload: object) -> None:
         if not isinstance(payload, str) or not payload.startswith(self._prefix):
             return
-        position, _, writer = payload[len(self._prefix) :].partition(":")
+        head, _, stream = payload[len(self._prefix) :].partition("\n")
+        if self._stream is not None and stream != self._stream:
+            return
+        position, _, writer = head.partition(":")
         if self._ignore is not None and writer == self._ignore:
             return
         self._wake(int(position) if position.isdigit() else None)

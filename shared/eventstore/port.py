@@ -6,8 +6,10 @@ Both pass the same contract suite (tests/contracts/eventstore.py).
 
 from __future__ import annotations
 
+import asyncio
 from abc import abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -180,6 +182,17 @@ class EventStore(AsyncResource):
 
         Ids compare by code point (Postgres: ``COLLATE "C"``), the order Python's ``sorted``
         gives, so pages visit every stream once and readers can check the order themselves.
+        """
+
+    @abstractmethod
+    def watch(self, stream_id: str) -> AbstractAsyncContextManager[asyncio.Event]:
+        """While open, an ``asyncio.Event`` set whenever events are appended to ``stream_id``
+        (by this process or, for a shared store, any other).
+
+        A wake-up, never the record: a reader clears it, reads what the stream holds past what
+        it has seen, and waits for it again. It is set on entry too, and whenever appends may
+        have gone unseen (a listener reconnecting), so a reader that reads after clearing it
+        misses nothing; keep a slow poll as the floor in case the store cannot say at all.
         """
 
     @abstractmethod

@@ -7,10 +7,12 @@ one call of that function: one round trip, one transaction, all events or none.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -23,6 +25,7 @@ from shared.eventstore._codec import (
     encode_events,
     event_digests,
 )
+from shared.eventstore.notifications import AppendNotifications
 from shared.eventstore.port import (
     AlreadyProcessedError,
     ConcurrencyConflictError,
@@ -45,6 +48,8 @@ _COLUMNS = (
     "position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at,"
     " hash"
 )
+#: How long a watch waits for its listener to connect on entry, and to hang up on exit.
+_WATCH_WAIT_S = 2.0
 _HEAD_COLUMNS = "stream_id, version, first_type, last_type, created_at, updated_at, last_hash"
 
 
@@ -396,6 +401,33 @@ class PostgresEventStore(EventStore):
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self._ready.fetch(self._find_sql, escaped, limit)
         return [r["stream_id"] for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def watch(self, stream_id: str) -> AsyncIterator[asyncio.Event]:
+        """Set by every committed append to ``stream_id``, from any process: LISTEN on a
+        connection of its own (``AppendNotifications``), opened on entry, closed on exit."""
+        check_text("stream_id", stream_id)
+        appended, listening, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        appended.set()
+
+        def wake(position: int | None) -> None:
+            appended.set()
+            if position is None:  # (re)connected: listening from now on
+                listening.set()
+
+        listener = AppendNotifications(self._dsn, wake, schema=self._schema, stream_id=stream_id)
+        task = asyncio.create_task(listener.run(stop))
+        try:
+            # Entered once listening, so what is appended after entry always wakes the reader;
+            # bounded: a listener that cannot connect leaves the reader its poll.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(listening.wait(), _WATCH_WAIT_S)
+            yield appended
+        finally:
+            stop.set()
+            # Bounded: a listener still connecting to a server that went away is cancelled.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task, _WATCH_WAIT_S)
 
     @_unavailable_on_connection_loss
     async def is_processed(self, tracking: Tracking) -> bool:

@@ -181,13 +181,17 @@ BEGIN
                 last_hash = excluded.last_hash;
     END IF;
 
-    -- Followers in other processes (the leading relay when another supervisor appended) are
-    -- woken at once instead of at their next poll. Sent only if this transaction commits. The
-    -- payload: the schema (tests keep several stores on one server), the last position, and
-    -- the writer's application_name, so a process can skip its own appends.
+    -- Followers in other processes (the leading relay when another supervisor appended, a
+    -- CLI waiting for an outcome) are woken at once instead of at their next poll. Sent only
+    -- if this transaction commits. The payload: the schema (tests keep several stores on one
+    -- server), the last position, the writer's application_name (so a process can skip its
+    -- own appends), then after a newline (which application_name cannot hold: Postgres keeps
+    -- it printable ASCII) the stream id's sha256 in hex, so a reader of one stream can skip
+    -- the others; hashed because a payload must stay under 8,000 bytes and ids need not.
     IF v_n > 0 THEN
         PERFORM pg_notify('agentlog_appended', '__SCHEMA__:' || v_positions[v_n] || ':'
-                          || coalesce(current_setting('application_name', true), ''));
+                          || coalesce(current_setting('application_name', true), '')
+                          || chr(10) || encode(sha256(convert_to(p_stream_id, 'UTF8')), 'hex'));
     END IF;
 
     -- Last, so the key can point at the events it produced; a duplicate rolls them back.

@@ -295,6 +295,41 @@ class EventStoreContract:
         assert sum(isinstance(r, AlreadyProcessedError) for r in results) == 4
         assert len(await store.read_all()) == 1
 
+    # --- watching a stream -------------------------------------------------------------------
+
+    async def test_watch_wakes_on_appends_to_its_stream_only(
+        self, store: EventStore, make_store: StoreFactory
+    ) -> None:
+        """A watch is set on entry, then by appends to its stream (any writer's), not others'."""
+        writer = await make_store()
+        async with store.watch("wf-1") as appended:
+            assert appended.is_set()
+            appended.clear()
+            await writer.append("wf-2", [ev()], 0)
+            await writer.append("wf-1", [ev()], 0, tracking=Tracking("c", "k"))
+            await asyncio.wait_for(appended.wait(), 10)
+            appended.clear()
+            await writer.append("wf-2", [ev()], 1)
+            await asyncio.sleep(0.2)  # time for a notification to arrive, were one sent
+            assert not appended.is_set()
+            await writer.append("wf-1", [ev()], 1)
+            await asyncio.wait_for(appended.wait(), 10)
+
+    async def test_tracking_only_appends_do_not_wake_a_watch(self, store: EventStore) -> None:
+        """An append that records only a tracking key adds no event, so it wakes no reader."""
+        await store.append("wf-1", [ev()], 0)
+        async with store.watch("wf-1") as appended:
+            appended.clear()
+            await store.append("wf-1", [], 1, tracking=Tracking("c", "only"))
+            await asyncio.sleep(0.2)
+            assert not appended.is_set()
+
+    async def test_watch_rejects_invalid_stream_ids(self, store: EventStore) -> None:
+        """Watching an id no stream can have is refused like reading it."""
+        with pytest.raises(ValueError, match="stream_id"):
+            async with store.watch(""):
+                pass
+
     # --- payloads ----------------------------------------------------------------------------
 
     async def _round_trip(self, store: EventStore, data: dict[str, Any]) -> dict[str, Any]:
