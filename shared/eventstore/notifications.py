@@ -5,8 +5,8 @@ that adds events, with ``<quoted schema>:<last position>:<writer's application_n
 a line of its own, the stream id's sha256 (hex) as payload; Postgres delivers it only if the
 transaction commits, after it commits. A follower in this process (the outbox relay) already
 wakes on its own supervisor's appends; this wakes it for every other writer too — another
-supervisor, a CLI rollback — instead of at its next poll. A reader of one stream (a CLI
-waiting for an outcome, ``PostgresEventStore.watch``) passes ``stream_id`` and skips the rest.
+supervisor, a CLI rollback — instead of at its next poll. ``on_stream`` gets each appended
+stream's digest: ``PostgresEventStore.watch`` wakes the readers of that stream only.
 
 Notifications are a hint, never the record: a follower still reads the log from its
 checkpoint, and keeps its poll as the floor. ``wake`` gets the position appended up to (so a
@@ -42,8 +42,8 @@ def stream_digest(stream_id: str) -> str:
 
 class AppendNotifications:
     """Calls ``wake(position)`` whenever events up to ``position`` are appended to ``schema``
-    (by any process; only to ``stream_id`` if given), and ``wake(None)`` after each
-    (re)connect."""
+    (by any process), and ``wake(None)`` after each (re)connect; ``on_stream(digest)`` too, if
+    given, with the appended stream's ``stream_digest``."""
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class AppendNotifications:
         *,
         schema: str = "agentlog",
         ignore: str | None = None,
-        stream_id: str | None = None,
+        on_stream: Callable[[str], None] | None = None,
         check_s: float = 1.0,
         retry_s: float = 1.0,
     ) -> None:
@@ -60,7 +60,7 @@ class AppendNotifications:
         self._wake = wake
         self._prefix = f'"{schema}":'
         self._ignore = ignore
-        self._stream = None if stream_id is None else stream_digest(stream_id)
+        self._on_stream = on_stream
         self._check_s = check_s
         self._retry_s = retry_s
         #: How many times the listening connection was opened (the tests read it).
@@ -95,12 +95,12 @@ class AppendNotifications:
         if not isinstance(payload, str) or not payload.startswith(self._prefix):
             return
         head, _, stream = payload[len(self._prefix) :].partition("\n")
-        if self._stream is not None and stream != self._stream:
-            return
         position, _, writer = head.partition(":")
         if self._ignore is not None and writer == self._ignore:
             return
         self._wake(int(position) if position.isdigit() else None)
+        if self._on_stream is not None and stream:
+            self._on_stream(stream)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

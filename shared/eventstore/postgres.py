@@ -13,6 +13,7 @@ import functools
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,7 +26,7 @@ from shared.eventstore._codec import (
     encode_events,
     event_digests,
 )
-from shared.eventstore.notifications import AppendNotifications
+from shared.eventstore.notifications import AppendNotifications, stream_digest
 from shared.eventstore.port import (
     AlreadyProcessedError,
     ConcurrencyConflictError,
@@ -48,7 +49,7 @@ _COLUMNS = (
     "position, stream_id, version, type, schema_version, event_id, data, metadata, recorded_at,"
     " hash"
 )
-#: How long a watch waits for its listener to connect on entry, and to hang up on exit.
+#: How long a watch waits for the listener to connect, and the last one for it to hang up.
 _WATCH_WAIT_S = 2.0
 _HEAD_COLUMNS = "stream_id, version, first_type, last_type, created_at, updated_at, last_hash"
 
@@ -125,6 +126,15 @@ def _hex(value: bytes | None) -> str | None:
     return None if value is None else value.hex()
 
 
+@dataclass
+class _Listener:
+    """The listening session all of a store's watches share."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
 class PostgresEventStore(EventStore):
     """Event store on PostgreSQL; every table lives in ``schema`` so tests can isolate."""
 
@@ -147,6 +157,8 @@ class PostgresEventStore(EventStore):
         self._pool_max = pool_max
         self._server_settings = {"application_name": application_name} if application_name else {}
         self._pool: asyncpg.Pool | None = None
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._listener: _Listener | None = None
         s = f'"{schema}"'
         self._append_sql = (
             f"SELECT o_positions, o_recorded_at, o_hashes FROM {s}.append_events"
@@ -250,7 +262,8 @@ class PostgresEventStore(EventStore):
         return digest
 
     async def stop(self) -> None:
-        """Close the pool, waiting for connections in use to be released."""
+        """Close the pool, waiting for connections in use to be released, and stop listening."""
+        await self._stop_listening()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -404,30 +417,60 @@ class PostgresEventStore(EventStore):
 
     @contextlib.asynccontextmanager
     async def watch(self, stream_id: str) -> AsyncIterator[asyncio.Event]:
-        """Set by every committed append to ``stream_id``, from any process: LISTEN on a
-        connection of its own (``AppendNotifications``), opened on entry, closed on exit."""
+        """Set by every committed append to ``stream_id``, from any process.
+
+        All of a store's watches share one listening session (``AppendNotifications``), opened
+        by the first and closed with the last, so a client waiting on many workflows holds one
+        extra connection, not one per workflow. Entered once it listens.
+        """
         check_text("stream_id", stream_id)
-        appended, listening, stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        digest = stream_digest(stream_id)
+        appended = asyncio.Event()
         appended.set()
-
-        def wake(position: int | None) -> None:
-            appended.set()
-            if position is None:  # (re)connected: listening from now on
-                listening.set()
-
-        listener = AppendNotifications(self._dsn, wake, schema=self._schema, stream_id=stream_id)
-        task = asyncio.create_task(listener.run(stop))
+        self._watchers.setdefault(digest, set()).add(appended)
         try:
-            # Entered once listening, so what is appended after entry always wakes the reader;
-            # bounded: a listener that cannot connect leaves the reader its poll.
+            listener = self._listener or self._listen()
+            # Bounded: a listener that cannot connect leaves the reader its poll.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(listening.wait(), _WATCH_WAIT_S)
+                await asyncio.wait_for(listener.listening.wait(), _WATCH_WAIT_S)
             yield appended
         finally:
-            stop.set()
-            # Bounded: a listener still connecting to a server that went away is cancelled.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(task, _WATCH_WAIT_S)
+            watchers = self._watchers.get(digest, set())
+            watchers.discard(appended)
+            if not watchers:
+                self._watchers.pop(digest, None)
+            if not self._watchers:
+                await self._stop_listening()
+
+    def _listen(self) -> _Listener:
+        listener = _Listener()
+
+        def wake(position: int | None) -> None:
+            if position is None:  # (re)connected: what was appended meanwhile went unseen
+                listener.listening.set()
+                for watchers in self._watchers.values():
+                    for appended in watchers:
+                        appended.set()
+
+        def on_stream(digest: str) -> None:
+            for appended in self._watchers.get(digest, ()):
+                appended.set()
+
+        notifications = AppendNotifications(
+            self._dsn, wake, schema=self._schema, on_stream=on_stream
+        )
+        listener.task = asyncio.create_task(notifications.run(listener.stop))
+        self._listener = listener
+        return listener
+
+    async def _stop_listening(self) -> None:
+        # Detached first: a watch entering meanwhile starts a listener of its own.
+        listener, self._listener = self._listener, None
+        if listener is None or listener.task is None:
+            return
+        listener.stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.task, _WATCH_WAIT_S)
 
     @_unavailable_on_connection_loss
     async def is_processed(self, tracking: Tracking) -> bool:

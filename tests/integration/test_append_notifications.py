@@ -4,6 +4,7 @@ notifications.py) on the real server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
@@ -109,3 +110,41 @@ async def test_a_lost_listening_connection_is_reopened_and_wakes_again(
         finally:
             stop.set()
             await task
+
+
+async def _listening_sessions(conn: asyncpg.Connection) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", APPLICATION_NAME
+    )
+    return count
+
+
+async def test_a_stores_watches_share_one_listening_session(
+    stack_info: StackInfo, schemas: tuple[str, str]
+) -> None:
+    """Watches of many streams through one store hold one extra session, closed with the last,
+    and each is woken by appends to its own stream (from another store) only."""
+    mine, _ = schemas
+    conn = await asyncpg.connect(stack_info.database_url)
+    try:
+        before = await _listening_sessions(conn)
+        async with (
+            PostgresEventStore(stack_info.database_url, schema=mine, pool_max=1) as reader,
+            PostgresEventStore(stack_info.database_url, schema=mine, pool_max=1) as writer,
+            contextlib.AsyncExitStack() as watches,
+        ):
+            events = [await watches.enter_async_context(reader.watch(f"wf-{i}")) for i in range(5)]
+            assert await _listening_sessions(conn) == before + 1
+            for appended in events:
+                appended.clear()
+            await writer.append("wf-3", [NewEvent("Noted", {"n": 1})], 0)
+            await asyncio.wait_for(events[3].wait(), _WAIT_S)
+            assert [e.is_set() for e in events] == [False, False, False, True, False]
+        # The last watch closed the session (pg_stat_activity may show it a moment longer).
+        for _ in range(int(_WAIT_S / 0.05)):
+            if await _listening_sessions(conn) == before:
+                break
+            await asyncio.sleep(0.05)
+        assert await _listening_sessions(conn) == before
+    finally:
+        await conn.close()
