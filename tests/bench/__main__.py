@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shared.settings import Settings
 from shared.stack import EmbeddedStack
+from tests.bench.append_lock import bench_append_lock
 from tests.bench.audit import bench_export_verify
 from tests.bench.brokers import bench_brokers
 from tests.bench.compare import run_comparison
@@ -62,6 +63,7 @@ def main() -> None:
         try:
             if "eventstore" in selected:
                 _emit("eventstore_append", asyncio.run(bench_append(info.database_url)))
+                _emit("append_lock", asyncio.run(bench_append_lock(info.database_url)))
             if "audit" in selected:
                 _emit("audit_export_verify", asyncio.run(bench_export_verify(info.database_url)))
             if "timetravel" in selected:
