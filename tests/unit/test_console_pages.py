@@ -18,7 +18,7 @@ from schemas.topics import GOALS
 from services.supervisor.handler import Supervisor
 from shared.auth.settings import AuthSettings, build_authenticator
 from shared.console import Access, MemoryDeadLetters, create_app
-from shared.eventstore import InMemoryEventStore
+from shared.eventstore import InMemoryEventStore, NewEvent
 from shared.runtime.clock import SystemClock
 from shared.telemetry.spans import SpanRecord
 from shared.transport import InMemoryBroker, InMemoryBus, Subscription
@@ -120,6 +120,33 @@ async def test_live_streams_say_when_a_workflow_changed(c: httpx.AsyncClient) ->
     response = await c.get("/live/workflows/wf-golden-rollback")
     assert response.headers["content-type"].startswith("text/event-stream")
     assert "event: change" in response.text
+
+
+async def test_a_workflows_live_stream_wakes_on_its_append_not_at_the_next_poll(
+    golden: Harness,
+) -> None:
+    """With a 30 s poll, an append to the workflow still reaches an open stream at once."""
+    app = create_app(
+        store=golden.store,
+        bus_for=lambda p: InMemoryBus(service="console", broker=golden.broker),
+        dead_letters=MemoryDeadLetters(golden.broker),
+        access=Access(users={}, secret=b"s" * 32),
+        poll_s=30,
+        live_lifetime_s=1.0,
+    )
+    workflow_id = "wf-golden-rollback"
+
+    async def append_soon() -> None:
+        await asyncio.sleep(0.2)
+        version = await golden.store.stream_version(workflow_id)
+        await golden.store.append(workflow_id, [NewEvent("Noted", {})], version)
+
+    async with client(app) as opened:
+        appending = asyncio.create_task(append_soon())
+        response = await opened.get(f"/live/workflows/{workflow_id}")
+        await appending
+    assert "data: 1\n" in response.text
+    assert "data: 2\n" in response.text
 
 
 async def test_dead_letters_are_listed_with_their_reasons(golden: Harness) -> None:
