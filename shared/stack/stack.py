@@ -7,6 +7,10 @@ The daemons outlive the process that starts them (``agentlog stack up`` returns 
 ``stack.json`` in the state dir records where they listen, for ``status``, ``down`` and
 ``shared.settings``. ``up`` is idempotent and repairs: a healthy component is left alone, a dead
 one is started again (on its old port when that is free, so clients reconnect).
+
+``stack.json`` is written last, so it is not what ``down`` relies on to find the processes:
+Postgres is found by its ``postmaster.pid``, and each broker by its own record
+(:mod:`shared.stack.daemon`), written the moment it starts.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from shared.stack.broker import EmbeddedBroker
 from shared.stack.errors import StackError
 from shared.stack.kafka import EmbeddedKafka
 from shared.stack.postgres import EmbeddedPostgres
-from shared.stack.process import find_free_port, process_alive, wait_until
+from shared.stack.process import find_free_port, wait_until
 from shared.stack.state import (
     STATE_FILE_NAME,
     BrokerKind,
@@ -67,6 +71,14 @@ class _Broker(Protocol):
 
     def start(self, port: int) -> ProcessRecord:
         """Start on ``port``; returns once it serves clients."""
+        ...
+
+    def recorded(self) -> ProcessRecord | None:
+        """Its own record in the state dir, running or not."""
+        ...
+
+    def alive(self, record: ProcessRecord) -> bool:
+        """Whether the recorded process still runs (not merely a reused pid)."""
         ...
 
     def is_ready(self, record: ProcessRecord) -> bool:
@@ -220,8 +232,11 @@ class EmbeddedStack:
             # Services first: stopped after the stack, they would reconnect in a loop forever.
             stopped = stop_services(self.state_dir)
             state = read_state(self._state_file)
-            if state is not None:
-                self._brokers[state.broker_kind].stop(state.broker)
+            # Every broker on record, whatever stack.json names (or whether there is one): an
+            # `up` that failed after starting one wrote none, a switch or a restart another.
+            for kind, broker in self._brokers.items():
+                for record in self._records(kind, state):
+                    broker.stop(record)
             self._postgres.stop()
             remove_state(self._state_file)
         return stopped
@@ -237,26 +252,44 @@ class EmbeddedStack:
         record = self._postgres.start(port)
         return record, Outcome.RESTARTED if previous else Outcome.STARTED
 
+    def _records(self, kind: BrokerKind, state: StackState | None) -> list[ProcessRecord]:
+        """The records of ``kind``'s broker: its own, and stack.json's (which may be the only
+        one, written before brokers kept their own); the live one first."""
+        broker = self._brokers[kind]
+        named = state.broker if state is not None and state.broker_kind is kind else None
+        records = [r for r in (broker.recorded(), named) if r is not None]
+        return sorted(dict.fromkeys(records), key=lambda r: not broker.alive(r))
+
     def _broker_kind(self, previous: StackState | None) -> BrokerKind:
-        if previous is None:
-            return self._requested or BrokerKind.TANSU
-        if self._requested is None or self._requested is previous.broker_kind:
-            return previous.broker_kind
+        running = [
+            kind
+            for kind, broker in self._brokers.items()
+            if any(broker.alive(record) for record in self._records(kind, previous))
+        ]
+        if self._requested is None:
+            if running:
+                return running[0]
+            return previous.broker_kind if previous else BrokerKind.TANSU
         # Switching under running services would strand them on a broker that is gone.
-        if process_alive(previous.broker.pid, previous.broker.started_at):
-            raise StackError(
-                f"a {previous.broker_kind} broker is running in {self.state_dir}: stop the stack"
-                f" (`agentlog stack down`) before starting it with {self._requested}"
-            )
+        for kind in running:
+            if kind is not self._requested:
+                raise StackError(
+                    f"a {kind} broker is running in {self.state_dir}: stop the stack"
+                    f" (`agentlog stack down`) before starting it with {self._requested}"
+                )
         return self._requested
 
     def _ensure_broker(
         self, previous: StackState | None, kind: BrokerKind
     ) -> tuple[ProcessRecord, Outcome]:
         broker = self._brokers[kind]
-        recorded = previous.broker if previous and previous.broker_kind is kind else None
-        if recorded is not None and process_alive(recorded.pid, recorded.started_at):
+        recorded = next(iter(self._records(kind, previous)), None)
+        if recorded is not None and broker.alive(recorded):
             if wait_until(lambda: broker.is_ready(recorded), _BROKER_READY_TIMEOUT_S):
+                if previous is None or previous.broker != recorded:
+                    # Left by an `up` that failed before writing stack.json: perhaps before
+                    # creating the topics too.
+                    create_topics(kafka_bootstrap(recorded.port))
                 return recorded, Outcome.ALREADY_RUNNING
             broker.stop(recorded)
         if recorded is not None:
@@ -286,7 +319,7 @@ class EmbeddedStack:
 
 
 def _broker_status(broker: _Broker, record: ProcessRecord) -> ComponentStatus:
-    if not process_alive(record.pid, record.started_at):
+    if not broker.alive(record):
         return ComponentStatus(False, record.pid, record.port, "not running (process gone)")
     if not broker.is_ready(record):
         return ComponentStatus(False, record.pid, record.port, f"{broker.name}, not accepting")

@@ -1,4 +1,5 @@
-"""The stack's state file, ``<state dir>/stack.json``: where each component runs.
+"""The stack's state file, ``<state dir>/stack.json``: where each component runs; and each
+broker daemon's own record (``<state dir>/<broker>.pid``, see :mod:`shared.stack.daemon`).
 
 ``shared.settings`` reads ``database_url`` and ``kafka_bootstrap`` from this file as a fallback
 when the environment names no backend, so those two top-level keys are a public contract.
@@ -20,8 +21,11 @@ __all__ = [
     "StackState",
     "database_url",
     "kafka_bootstrap",
+    "read_record",
     "read_state",
+    "remove_record",
     "remove_state",
+    "write_record",
     "write_state",
 ]
 
@@ -135,11 +139,33 @@ def read_state(state_file: Path) -> StackState | None:
 
 def write_state(state_file: Path, state: StackState) -> None:
     """Replace the state file atomically, so a reader never sees half a file."""
-    tmp = state_file.with_name(f".{state_file.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
-    tmp.replace(state_file)
+    _write_json(state_file, state.to_json())
 
 
 def remove_state(state_file: Path) -> None:
     """Forget the stack, so settings stop pointing at stopped servers."""
     state_file.unlink(missing_ok=True)
+
+
+def read_record(record_file: Path) -> ProcessRecord | None:
+    """A daemon's own record, or ``None`` when the file is missing or unreadable."""
+    try:
+        return ProcessRecord.from_json(json.loads(record_file.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(record_file: Path, record: ProcessRecord) -> None:
+    """Replace a daemon's own record atomically."""
+    _write_json(record_file, record.to_json())
+
+
+def remove_record(record_file: Path) -> None:
+    """Take a stopped daemon off record."""
+    record_file.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, raw: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    tmp.replace(path)

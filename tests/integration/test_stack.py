@@ -21,8 +21,12 @@ import psutil
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.stack import EmbeddedStack, Outcome
+import shared.stack.stack
+from schemas.topics import TOPICS
+from shared.stack import EmbeddedStack, Outcome, StackError
+from shared.stack.broker import EmbeddedBroker
 from shared.stack.process import wait_until
+from shared.stack.topics import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +94,10 @@ async def _produce(bootstrap: str) -> int:
         await producer.stop()
     offset: int = record.offset
     return offset
+
+
+def _fail_creating_topics(bootstrap: str) -> list[str]:
+    raise StackError(f"the broker started but its topics could not be created: {bootstrap}")
 
 
 async def _query(database_url: str, sql: str) -> object:
@@ -195,6 +203,49 @@ async def test_down_leaves_no_process_and_is_idempotent(state_dir: Path) -> None
     assert [pid for pid in pids if not _dead(pid)] == []
     assert not (state_dir / "stack.json").exists()
     assert not (await asyncio.to_thread(stack.status)).running
+
+
+async def test_down_stops_the_broker_of_an_up_that_failed_after_starting_it(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An `up` that fails after starting the broker writes no stack.json; `down` still stops
+    that broker."""
+    monkeypatch.setattr(shared.stack.stack, "create_topics", _fail_creating_topics)
+    stack = EmbeddedStack(state_dir)
+    with pytest.raises(StackError, match="topics could not be created"):
+        await asyncio.to_thread(stack.up)
+    orphan = EmbeddedBroker(state_dir).recorded()
+    assert orphan is not None
+    assert not (state_dir / "stack.json").exists()
+
+    await asyncio.to_thread(stack.down)
+
+    assert await asyncio.to_thread(wait_until, lambda: _dead(orphan.pid), 10.0)
+
+
+async def test_up_after_a_failed_up_keeps_its_broker_and_creates_the_topics(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `up` after one that failed after starting the broker serves that broker (creating
+    the topics it may lack) instead of starting a second one."""
+    with monkeypatch.context() as patch:
+        patch.setattr(shared.stack.stack, "create_topics", _fail_creating_topics)
+        with pytest.raises(StackError):
+            await asyncio.to_thread(EmbeddedStack(state_dir).up)
+    orphan = EmbeddedBroker(state_dir).recorded()
+    assert orphan is not None
+    created: list[str] = []
+
+    def create_and_note(bootstrap: str) -> list[str]:
+        created.extend(create_topics(bootstrap))
+        return created
+
+    monkeypatch.setattr(shared.stack.stack, "create_topics", create_and_note)
+
+    info = await asyncio.to_thread(EmbeddedStack(state_dir).up)
+
+    assert (info.broker.pid, info.broker.outcome) == (orphan.pid, Outcome.ALREADY_RUNNING)
+    assert {topic.name for topic in TOPICS} <= set(created)
 
 
 async def test_up_recovers_from_a_stale_state_file(state_dir: Path) -> None:
