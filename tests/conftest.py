@@ -75,9 +75,10 @@ def session_stack_info(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
     from shared.stack import EmbeddedStack
 
     stack = EmbeddedStack(tmp_path_factory.mktemp("stack") / ".agentlog")
-    info = stack.up()
-    keys = stack.state_dir / "keys"
     try:
+        # Inside the try: an up that fails halfway leaves processes only down() stops.
+        info = stack.up()
+        keys = stack.state_dir / "keys"
         with _exported("AGENTLOG_AUTH_KEYS_DIR", str(keys)):
             yield StackInfo(db or info.database_url, kafka or info.kafka_bootstrap, keys)
     finally:
