@@ -70,6 +70,9 @@ class ServiceRecord:
     path: Path = field(compare=False)
     #: Where the service serves its Prometheus metrics (``http://host:port/metrics``), if it does.
     metrics: str | None = None
+    #: Seconds from the machine's boot to the process's start (``since_boot``): what tells the
+    #: process apart from a later reuse of its pid when the wall clock has been stepped since.
+    since_boot_s: float | None = None
 
     @property
     def uptime_s(self) -> float:
@@ -94,6 +97,7 @@ class ServiceRecord:
             "health": dict(self.health),
             "updated_at": self.updated_at,
             "metrics": self.metrics,
+            "since_boot_s": self.since_boot_s,
         }
 
     @classmethod
@@ -109,7 +113,7 @@ class ServiceRecord:
             raise ValueError("a service record needs numeric started_at and updated_at")
         if not (isinstance(cmdline, list) and all(isinstance(a, str) for a in cmdline)):
             raise ValueError("a service record needs its command line")
-        log, metrics = raw.get("log"), raw.get("metrics")
+        log, metrics, since_boot = raw.get("log"), raw.get("metrics"), raw.get("since_boot_s")
         return cls(
             pid=pid,
             service=service,
@@ -122,6 +126,7 @@ class ServiceRecord:
             updated_at=float(updated_at),
             path=path,
             metrics=metrics if isinstance(metrics, str) else None,
+            since_boot_s=float(since_boot) if isinstance(since_boot, int | float) else None,
         )
 
 
@@ -215,6 +220,7 @@ async def registered(
         updated_at=time.time(),
         path=folder / f"{service}-{me.pid}.json",
         metrics=metrics,
+        since_boot_s=since_boot(me),
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -248,6 +254,17 @@ def list_services(state_dir: Path) -> list[ServiceRecord]:
     return sorted(records, key=lambda r: (r.service, r.pid))
 
 
+def since_boot(proc: psutil.Process) -> float:
+    """Seconds from the machine's boot to ``proc``'s start.
+
+    psutil's create time is the kernel's boot time plus the ticks since boot, and the kernel
+    derives the boot time from the wall clock, so a clock step (NTP, a VM resumed from a
+    snapshot) moves every process's create time: a live service would look like a reused pid
+    and ``stack down`` would leave it running. The difference does not move.
+    """
+    return proc.create_time() - psutil.boot_time()
+
+
 def live_process(record: ServiceRecord) -> psutil.Process | None:
     """The record's process if it still runs here as that same program, else ``None``."""
     if record.host and record.host != socket.gethostname():
@@ -256,8 +273,11 @@ def live_process(record: ServiceRecord) -> psutil.Process | None:
         proc = psutil.Process(record.pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if abs(proc.create_time() - record.started_at) >= 1.0:
-            return None
+        if record.since_boot_s is not None:
+            if abs(since_boot(proc) - record.since_boot_s) >= 1.0:
+                return None
+        elif abs(proc.create_time() - record.started_at) >= 1.0:
+            return None  # a record written before since_boot_s
         if tuple(proc.cmdline()) != record.cmdline:
             return None
     except psutil.Error:

@@ -124,6 +124,41 @@ def test_stop_never_signals_a_process_that_reused_the_pid(
     assert not path.exists()
 
 
+def _step_the_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """What the kernel reports after the wall clock is stepped (NTP, a VM resumed from a
+    snapshot): the boot time moves, and with it every process's create time in psutil."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("simulates the Linux kernel's boot time")
+    real = psutil._pslinux.boot_time
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: real() + seconds)
+
+
+def test_stop_finds_its_service_after_a_wall_clock_step(
+    state_dir: Path, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the wall clock is stepped by an hour, a registered service is still stopped."""
+    ps = psutil.Process(sleeper.pid)
+    path = _record_for(sleeper, state_dir, since_boot_s=ps.create_time() - psutil.boot_time())
+    _step_the_wall_clock(monkeypatch, 3600.0)
+    (stopped,) = stop_services(state_dir, timeout_s=5)
+    assert stopped.record.pid == sleeper.pid
+    assert sleeper.wait(5) == -15
+    assert not path.exists()
+
+
+def test_a_reused_pid_is_told_apart_by_its_time_since_boot(
+    state_dir: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """A record whose pid and command line match but whose start (since boot) does not is a
+    reused pid: removed, and the process is left alone."""
+    ps = psutil.Process(sleeper.pid)
+    earlier = ps.create_time() - psutil.boot_time() - 60.0
+    path = _record_for(sleeper, state_dir, since_boot_s=earlier)
+    assert stop_services(state_dir, timeout_s=1) == []
+    assert sleeper.poll() is None
+    assert not path.exists()
+
+
 def test_record_of_a_dead_process_is_removed(state_dir: Path) -> None:
     """A record left by a crashed service is cleaned up by stop_services."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
