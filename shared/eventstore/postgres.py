@@ -168,9 +168,8 @@ class PostgresEventStore(EventStore):
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version > $2"
             " AND ($3::integer IS NULL OR version <= $3) ORDER BY version"
         )
-        self._read_all_sql = (
-            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
-        )
+        # A function, not a plain SELECT: it waits for appends in flight (schema.sql).
+        self._read_all_sql = f"SELECT {_COLUMNS} FROM {s}.read_all_events($1, $2)"
         self._version_sql = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
         self._list_sql = (
             f"SELECT {_HEAD_COLUMNS} FROM {s}.streams ORDER BY last_position DESC LIMIT $1"
@@ -225,9 +224,10 @@ class PostgresEventStore(EventStore):
         """Run schema.sql unless this exact version is installed already.
 
         Skipping matters: its CREATE OR REPLACE of the trigger and of ``append_events`` lock the
-        events table and the function, and deadlock with live appenders (which hold the
-        function and wait for the table lock). A process starting next to running writers
-        must not touch them, so the installed version is recorded and checked first.
+        events table and the function, and deadlocked with live appenders (which held the
+        function and waited for the table); any lock it waits for stalls every writer behind
+        it. A process starting next to running writers must not touch them, so the installed
+        version is recorded and checked first.
         """
         sql = _schema_sql(f'"{self._schema}"')
         digest = hashlib.sha256(sql.encode()).hexdigest()

@@ -81,19 +81,25 @@ CREATE OR REPLACE TRIGGER events_append_only
 
 -- One append, one round trip, one transaction (the caller's statement or its explicit one).
 --
--- Commit order = position order: `LOCK TABLE ... IN EXCLUSIVE MODE` (the eventsourcing
--- library's approach) serialises the transactions that insert events. A writer draws its
--- positions only after taking the lock and keeps the lock until its commit is visible
--- (Postgres releases locks after marking the transaction committed), so a writer that draws
--- later positions commits later. Any snapshot therefore sees a gap-free prefix of the log
--- (gaps come only from rolled-back writers and never fill in), and a follower reading
--- `position > last_seen` can never skip an event that commits afterwards with a lower
--- position. EXCLUSIVE does not conflict with ACCESS SHARE, so readers never wait. The lock is
--- held for one server-side statement, not across client round trips.
+-- A gap-free feed without serialising the writers. An append holds a *shared* advisory lock
+-- (the appending key below) from before it draws its positions until its commit is visible
+-- (Postgres releases locks after marking the transaction committed); `read_all_events` takes
+-- the same key *exclusively* before it reads. So a read waits until every append that had
+-- begun has committed or rolled back, appends that begin meanwhile wait for the read, and the
+-- read's snapshot (taken after the lock) holds no position drawn by a transaction still in
+-- flight: it sees a gap-free prefix of the log (gaps come only from rolled-back writers and
+-- never fill in), and a follower reading `position > last_seen` can never skip an event that
+-- commits afterwards with a lower position. Appends to different streams run side by side
+-- and can share a WAL flush; before, a table lock (EXCLUSIVE, the eventsourcing library's
+-- approach) made each wait for the previous one's commit, fsync included. Readers of a stream
+-- or of the heads take no lock.
 --
--- The hash chain (shared/eventstore/chain.py): the client sends each event's body digest;
--- the link to the stream's head hash and to recorded_at is made here, under the lock, so two
--- writers can never chain from the same head.
+-- Appends to one stream are serialised by its head row (`streams`, locked FOR UPDATE until
+-- commit); a new stream has no row yet, so its creators race to insert one and the losers
+-- wait for the winner's commit, then see its version. The hash chain (shared/eventstore/
+-- chain.py): the client sends each event's body digest; the link to the stream's head hash and
+-- to recorded_at is made here, under the head's lock, so two writers can never chain from the
+-- same head, and recorded_at follows the versions of a stream.
 --
 -- Tracking-only appends (no events) take no lock: they draw no positions.
 -- When a recorded tracking key and a stale version both apply, AL002 (already processed) wins:
@@ -121,22 +127,37 @@ DECLARE
     v_time       bytea;
 BEGIN
     IF v_n > 0 THEN
-        LOCK TABLE __SCHEMA__.events IN EXCLUSIVE MODE;
+        PERFORM pg_advisory_xact_lock_shared(
+            hashtextextended('agentlog.eventstore.appending:__SCHEMA__', 0));
+        SELECT s.version, s.last_hash INTO v_actual, v_hash
+        FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
+        IF NOT FOUND THEN
+            -- Claim the new stream's head: a racing creator waits here for this commit, then
+            -- finds the row and fails the version check (or the tracking check) below.
+            INSERT INTO __SCHEMA__.streams AS s
+                (stream_id, version, first_type, last_type, created_at, updated_at,
+                 last_position, last_hash)
+            VALUES (p_stream_id, 0, p_types[1], p_types[1], clock_timestamp(),
+                    clock_timestamp(), 0, NULL)
+            ON CONFLICT (stream_id) DO NOTHING;
+            SELECT s.version, s.last_hash INTO v_actual, v_hash
+            FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id FOR UPDATE;
+        END IF;
+    ELSE
+        SELECT s.version INTO v_actual FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id;
     END IF;
-    -- After the lock, so recorded_at follows position order.
+    -- After the head's lock, so recorded_at follows the stream's versions.
     v_now := clock_timestamp();
 
     -- Before the version check and the inserts, so a redelivered message reports AL002 even
-    -- when its events' ids or expected version collide too. Writers with events are serialised
-    -- by the lock, so this sees theirs; the insert at the end catches concurrent others.
+    -- when its events' ids or expected version collide too. Writers to the same stream are
+    -- serialised by its head, so this sees theirs; the insert at the end catches others.
     IF p_consumer IS NOT NULL AND EXISTS (
         SELECT 1 FROM __SCHEMA__.tracking t WHERE t.consumer = p_consumer AND t.key = p_key
     ) THEN
         RAISE EXCEPTION USING ERRCODE = 'AL002', MESSAGE = 'already processed';
     END IF;
 
-    SELECT s.version, s.last_hash INTO v_actual, v_hash
-    FROM __SCHEMA__.streams s WHERE s.stream_id = p_stream_id;
     v_actual := coalesce(v_actual, 0);
     IF v_actual <> p_expected THEN
         RAISE EXCEPTION USING
@@ -178,7 +199,10 @@ BEGIN
         ON CONFLICT (stream_id) DO UPDATE
             SET version = excluded.version, last_type = excluded.last_type,
                 updated_at = excluded.updated_at, last_position = excluded.last_position,
-                last_hash = excluded.last_hash;
+                last_hash = excluded.last_hash,
+                -- The claimed head of a new stream (version 0) is created by this append.
+                created_at = CASE WHEN s.version = 0 THEN excluded.created_at
+                                  ELSE s.created_at END;
     END IF;
 
     -- Followers in other processes (the leading relay when another supervisor appended, a
@@ -205,5 +229,19 @@ BEGIN
     END IF;
 
     RETURN QUERY SELECT v_positions, v_now, v_hashes;
+END
+$$;
+
+-- The global feed, gap-free: the appending key exclusively (see append_events), so no append
+-- is in flight when the query below takes its snapshot. Held until the caller's statement
+-- ends: one round trip, and appends wait only while a page is read.
+CREATE OR REPLACE FUNCTION __SCHEMA__.read_all_events(p_after bigint, p_limit integer)
+RETURNS SETOF __SCHEMA__.events
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('agentlog.eventstore.appending:__SCHEMA__', 0));
+    RETURN QUERY
+        SELECT * FROM __SCHEMA__.events e WHERE e.position > p_after
+        ORDER BY e.position LIMIT p_limit;
 END
 $$;

@@ -117,7 +117,7 @@ class TestPostgresEventStore(EventStoreContract):
     async def test_starting_next_to_a_live_appender_touches_no_lock(
         self, store: EventStore, make_store: StoreFactory, stack_info: StackInfo
     ) -> None:
-        """A second process starting while an append holds the events-table lock neither
+        """A second process starting while a writer holds a lock on the events table neither
         waits nor deadlocks: an installed schema is not re-run (it was, and it deadlocked)."""
         assert isinstance(store, PostgresEventStore)
         writer = await asyncpg.connect(stack_info.database_url)
