@@ -168,8 +168,12 @@ class PostgresEventStore(EventStore):
             f"SELECT {_COLUMNS} FROM {s}.events WHERE stream_id = $1 AND version > $2"
             " AND ($3::integer IS NULL OR version <= $3) ORDER BY version"
         )
-        # A function, not a plain SELECT: it waits for appends in flight (schema.sql).
-        self._read_all_sql = f"SELECT {_COLUMNS} FROM {s}.read_all_events($1, $2)"
+        # Bounded by settled_position(), which waits for appends in flight (schema.sql).
+        self._settled_sql = f"SELECT {s}.settled_position()"
+        self._read_all_sql = (
+            f"SELECT {_COLUMNS} FROM {s}.events WHERE position > $1 AND position <= $2"
+            " ORDER BY position LIMIT $3"
+        )
         self._version_sql = f"SELECT version FROM {s}.streams WHERE stream_id = $1"
         self._list_sql = (
             f"SELECT {_HEAD_COLUMNS} FROM {s}.streams ORDER BY last_position DESC LIMIT $1"
@@ -370,7 +374,11 @@ class PostgresEventStore(EventStore):
         """Every stream's events in commit order (= position order, see schema.sql)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, not {limit}")
-        rows = await self._ready.fetch(self._read_all_sql, after_position, limit)
+        async with self._ready.acquire() as conn:
+            settled: int = await conn.fetchval(self._settled_sql)
+            if settled <= after_position:
+                return []
+            rows = await conn.fetch(self._read_all_sql, after_position, settled, limit)
         return [_recorded(r) for r in rows]
 
     @_unavailable_on_connection_loss

@@ -83,16 +83,16 @@ CREATE OR REPLACE TRIGGER events_append_only
 --
 -- A gap-free feed without serialising the writers. An append holds a *shared* advisory lock
 -- (the appending key below) from before it draws its positions until its commit is visible
--- (Postgres releases locks after marking the transaction committed); `read_all_events` takes
--- the same key *exclusively* before it reads. So a read waits until every append that had
--- begun has committed or rolled back, appends that begin meanwhile wait for the read, and the
--- read's snapshot (taken after the lock) holds no position drawn by a transaction still in
--- flight: it sees a gap-free prefix of the log (gaps come only from rolled-back writers and
--- never fill in), and a follower reading `position > last_seen` can never skip an event that
--- commits afterwards with a lower position. Appends to different streams run side by side
--- and can share a WAL flush; before, a table lock (EXCLUSIVE, the eventsourcing library's
--- approach) made each wait for the previous one's commit, fsync included. Readers of a stream
--- or of the heads take no lock.
+-- (Postgres releases locks after marking the transaction committed); `settled_position` takes
+-- the same key *exclusively* for one index lookup. So it waits until every append that had
+-- begun has committed or rolled back (appends that begin meanwhile wait for the lookup), and
+-- every position up to the max it reads belongs to a transaction that has ended, while later
+-- appends draw higher ones. A follower reading `position > last_seen AND position <= settled`
+-- sees a gap-free prefix of the log (gaps come only from rolled-back writers and never fill
+-- in), and can never skip an event that commits afterwards with a lower position. Appends to
+-- different streams run side by side and can share a WAL flush; before, a table lock
+-- (EXCLUSIVE, the eventsourcing library's approach) made each wait for the previous one's
+-- commit, fsync included. Readers of a stream or of the heads take no lock.
 --
 -- Appends to one stream are serialised by its head row (`streams`, locked FOR UPDATE until
 -- commit); a new stream has no row yet, so its creators race to insert one and the losers
@@ -232,16 +232,17 @@ BEGIN
 END
 $$;
 
--- The global feed, gap-free: the appending key exclusively (see append_events), so no append
--- is in flight when the query below takes its snapshot. Held until the caller's statement
--- ends: one round trip, and appends wait only while a page is read.
-CREATE OR REPLACE FUNCTION __SCHEMA__.read_all_events(p_after bigint, p_limit integer)
-RETURNS SETOF __SCHEMA__.events
+-- The global feed's safe end: the appending key exclusively (see append_events), so no append
+-- is in flight when the max is read, and every position up to it belongs to a transaction that
+-- has ended; appends that begin later draw higher positions. The lock is held only for this
+-- statement (an index lookup), so appends wait for the lookup, not for the page read after it.
+-- Readers then read `position > last_seen AND position <= this` with any later snapshot.
+-- Its first form read the whole page under the lock, holding appends for as long.
+DROP FUNCTION IF EXISTS __SCHEMA__.read_all_events(bigint, integer);
+CREATE OR REPLACE FUNCTION __SCHEMA__.settled_position() RETURNS bigint
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('agentlog.eventstore.appending:__SCHEMA__', 0));
-    RETURN QUERY
-        SELECT * FROM __SCHEMA__.events e WHERE e.position > p_after
-        ORDER BY e.position LIMIT p_limit;
+    RETURN coalesce((SELECT max(e.position) FROM __SCHEMA__.events e), 0);
 END
 $$;

@@ -1,13 +1,14 @@
 """How concurrent appenders fare under the append's lock, and under the table lock it replaced.
 
-``append_events`` holds a shared advisory lock and ``read_all_events`` the same key
-exclusively (schema.sql): appends run side by side and a page of the global feed waits for
-those in flight. Before, each append locked the events table (EXCLUSIVE), so appends ran one
-at a time, each waiting for the previous one's commit. The second variant puts that lock back
-in a scratch schema (never shipped) to compare. Each of ``writers`` tasks appends single
-events to a stream of its own through one pool, while a follower pages through ``read_all``
-as the outbox relay does (so the new design pays for its readers too); rounds alternate the
-variants so a burst of load on a shared machine skews one round, not one variant.
+``append_events`` holds a shared advisory lock and ``settled_position`` the same key
+exclusively for one lookup (schema.sql): appends run side by side, and the global feed waits
+for those in flight before it reads up to the settled position. Before, each append locked
+the events table (EXCLUSIVE), so appends ran one at a time, each waiting for the previous
+one's commit. The second variant puts that lock back in a scratch schema (never shipped) to
+compare. Each of ``writers`` tasks appends single events to a stream of its own through one
+pool, while a follower pages through ``read_all`` as the outbox relay does (so the new design
+pays for its readers too); rounds alternate the variants so a burst of load on a shared
+machine skews one round, not one variant.
 """
 
 from __future__ import annotations
