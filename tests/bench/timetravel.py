@@ -115,7 +115,10 @@ async def bench_state_at(database_url: str) -> dict[str, float]:
 
 async def _state_at(database_url: str) -> dict[str, float]:
     result: dict[str, float] = {}
-    async with PostgresEventStore(database_url, pool_max=2) as store:
+    # A scratch schema: the synthetic streams' tasks carry no real command, and in the
+    # product's schema the outbox relay of the benchmarks that follow would try to publish them.
+    schema = f"bench_state_{uuid.uuid4().hex[:12]}"
+    async with PostgresEventStore(database_url, schema=schema, pool_max=2) as store:
         conn = await asyncpg.connect(database_url)
         try:
             for n in (10, 100, 1000):
@@ -142,7 +145,7 @@ async def _state_at(database_url: str) -> dict[str, float]:
                     assert state.version == n
                     started = time.perf_counter()
                     rows = await conn.fetch(
-                        "SELECT * FROM agentlog.events WHERE stream_id = $1 AND version <= $2"
+                        f'SELECT * FROM "{schema}".events WHERE stream_id = $1 AND version <= $2'
                         " ORDER BY version",
                         stream,
                         n,
@@ -159,6 +162,8 @@ async def _state_at(database_url: str) -> dict[str, float]:
                     for part, seconds in parts.items():
                         result[f"state_at_1000_{part}_ms"] = statistics.median(seconds) * 1000
         finally:
+            # Benchmark scratch schema only; product code never deletes events.
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             await conn.close()
     return result
 
