@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 
 from opentelemetry import context, propagate
 
+from schemas.base import Message
 from schemas.events import RecordedEventMessage, TaskScheduled
 from schemas.registry import model_for
 from schemas.topics import COMPLETIONS, WORKFLOW_EVENTS, task_topic
@@ -82,6 +83,8 @@ class OutboxRelay:
         self.position = 0
         #: How many re-drives this relay has done (tests and status read it).
         self.redrives = 0
+        #: Records whose task or completion could not be built from the log, so were skipped.
+        self.unpublishable = 0
 
     def request_redrive(self, intact_since: float) -> None:
         """The broker forgot what was published after ``intact_since`` (monotonic seconds):
@@ -228,14 +231,12 @@ class OutboxRelay:
         """Queue what ``record`` publishes, in order; the acknowledgements to await."""
         workflow_id = record.stream_id
         acks: list[Awaitable[object]] = []
-        if record.type == TaskScheduled.event_type():
+        task = self._task_of(record) if record.type == TaskScheduled.event_type() else None
+        if task is not None:
             # The command first: the worker waits for it, the audit feed's readers do not.
-            scheduled = TaskScheduled.model_validate(record.data, strict=False)
-            command = model_for(scheduled.command_type).model_validate(
-                scheduled.command, strict=False
-            )
+            agent, command = task
             command_ack = await self._bus.publish_queued(
-                task_topic(scheduled.agent),
+                task_topic(agent),
                 command,
                 key=workflow_id,
                 ce_id=record.event_id,
@@ -265,7 +266,11 @@ class OutboxRelay:
         if record.type not in TERMINAL_EVENTS:
             return acks
         records = await self._store.read(workflow_id, up_to_version=record.version)
-        history = decode_history(records)
+        try:
+            history = decode_history(records)
+        except ValueError as exc:
+            self._unpublishable(record, "a completion", exc)
+            return acks
         ids = {r.version: r.event_id for r in records}
         # A re-run's completion names the ce_id of the one it supersedes: that completion was
         # published under its terminal event's id.
@@ -282,6 +287,35 @@ class OutboxRelay:
             )
             _log.info("workflow %s finished: %s", workflow_id, completion.outcome)
         return acks
+
+    def _task_of(self, record: RecordedEvent) -> tuple[str, Message] | None:
+        """The agent and command a ``TaskScheduled`` record sends; None if it cannot be built."""
+        try:
+            scheduled = TaskScheduled.model_validate(record.data, strict=False)
+            command = model_for(scheduled.command_type).model_validate(
+                scheduled.command, strict=False
+            )
+        except ValueError as exc:  # pydantic's ValidationError, an unknown command type
+            self._unpublishable(record, "a task", exc)
+            return None
+        return scheduled.agent, command
+
+    def _unpublishable(self, record: RecordedEvent, what: str, exc: ValueError) -> None:
+        # Skipped, not retried: it would fail the same way every time, and a relay stuck on
+        # one record stops every workflow behind it. A task that is never sent fails at its
+        # deadline, so the supervisor retries it or fails the workflow: nothing waits forever.
+        self.unpublishable += 1
+        _log.error(
+            "relay skipped %s it cannot build from %s %s (workflow %s, version %d, position %d):"
+            " %s",
+            what,
+            record.type,
+            record.event_id,
+            record.stream_id,
+            record.version,
+            record.position,
+            exc,
+        )
 
 
 async def _acknowledged(acks: list[Awaitable[object]]) -> None:

@@ -12,7 +12,7 @@ from schemas.messages import GoalSubmitted
 from schemas.topics import GOALS, WORKFLOW_EVENTS, task_topic
 from services.supervisor.handler import Supervisor
 from services.supervisor.relay import OutboxRelay
-from shared.eventstore import InMemoryEventStore, RecordedEvent
+from shared.eventstore import InMemoryEventStore, NewEvent, RecordedEvent
 from shared.transport import Delivery
 from shared.transport.memory import InMemoryBus
 
@@ -173,3 +173,30 @@ async def test_a_batch_that_fails_midway_still_waits_for_what_it_queued() -> Non
             raise AssertionError("the batch should have failed")
         assert [ack.awaited for ack in bus.acks] == [True]
         assert relay.position == 0
+
+
+async def test_a_task_the_relay_cannot_build_is_skipped_not_retried_forever() -> None:
+    """A recorded task whose command does not validate is logged and skipped once: the relay
+    moves on, publishes the audit copy and every later workflow's command."""
+    store = InMemoryEventStore()
+    bad = {
+        "task_id": "search-v2",
+        "agent": "search",
+        "attempt": 1,
+        "deadline": NOW.isoformat(),
+        "command_type": "agentlog.task.search.v1",
+        "command": {},
+    }
+    await store.append("wf-bad", [NewEvent("TaskScheduled", bad)], 0)
+    supervisor = await _started_workflow(store)
+    async with InMemoryBus(
+        service="supervisor", topics=[WORKFLOW_EVENTS, task_topic("search")]
+    ) as bus:
+        relay = OutboxRelay(store, bus, supervisor.committed)
+        assert await relay.relay_batch() == 3
+        assert relay.unpublishable == 1
+        assert relay.position == (await store.read_all())[-1].position
+        [command] = bus.records(task_topic("search"))
+        assert dict(command.headers)["ce_subject"] == b"wf-r"
+        audited = [dict(r.headers)["ce_subject"] for r in bus.records(WORKFLOW_EVENTS)]
+        assert sorted(audited) == [b"wf-bad", b"wf-r", b"wf-r"]
