@@ -16,6 +16,7 @@ from typing import Protocol
 
 import asyncpg
 
+from shared.eventstore.postgres import CONNECTION_ERRORS
 from shared.resource import AsyncResource
 
 __all__ = ["AlwaysLeader", "Lease", "PostgresAdvisoryLease"]
@@ -24,6 +25,10 @@ _log = logging.getLogger(__name__)
 
 # "agentlog relay" as a lock key; any constant works as long as every supervisor uses it.
 RELAY_LOCK_KEY = 0x61676C6F6752
+# What a lost or broken lease connection raises. asyncpg's InternalClientError is among them:
+# after the server drops a session mid-query the protocol can refuse the next one ("another
+# operation is in progress"); escaping, it ended the supervisor.
+_LOST = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
 class Lease(Protocol):
@@ -77,7 +82,7 @@ class PostgresAdvisoryLease(AsyncResource):
                     self._conn = await asyncpg.connect(self._dsn)
                 if await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
                     return True
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _LOST as exc:
                 _log.warning("relay lease unavailable: %r", exc)
                 await self.stop()
             with contextlib.suppress(TimeoutError):
@@ -90,7 +95,7 @@ class PostgresAdvisoryLease(AsyncResource):
             return False
         try:
             await self._conn.fetchval("SELECT 1")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except _LOST:
             await self.stop()
             return False
         return True

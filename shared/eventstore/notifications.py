@@ -33,6 +33,9 @@ CHANNEL = "agentlog_appended"
 APPLICATION_NAME = "agentlog-append-notifications"
 
 _log = logging.getLogger(__name__)
+# What a lost listening connection raises; asyncpg's InternalClientError included (a session
+# the server dropped mid-query can leave the protocol refusing the next one).
+_LOST = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 def stream_digest(stream_id: str) -> str:
@@ -73,7 +76,7 @@ class AppendNotifications:
                 conn = await asyncpg.connect(
                     self._dsn, server_settings={"application_name": APPLICATION_NAME}
                 )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _LOST as exc:
                 _log.warning("append notifications unavailable: %r", exc)
                 await _sleep(stop, self._retry_s)
                 continue
@@ -85,7 +88,7 @@ class AppendNotifications:
                     await _sleep(stop, self._check_s)
                     # A connection dropped by the server is noticed only when it is used.
                     await conn.fetchval("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except _LOST as exc:
                 _log.warning("append notifications lost: %r; reconnecting", exc)
             finally:
                 with contextlib.suppress(Exception):
