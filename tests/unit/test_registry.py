@@ -22,6 +22,7 @@ from shared.runtime.registry import (
     stop_services,
 )
 from shared.settings import Settings
+from tests.unit._clock import step_the_wall_clock
 
 _DB = "postgresql://postgres@127.0.0.1:5544/agentlog"
 _KAFKA = "127.0.0.1:9099"
@@ -124,22 +125,13 @@ def test_stop_never_signals_a_process_that_reused_the_pid(
     assert not path.exists()
 
 
-def _step_the_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """What the kernel reports after the wall clock is stepped (NTP, a VM resumed from a
-    snapshot): the boot time moves, and with it every process's create time in psutil."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("simulates the Linux kernel's boot time")
-    real = psutil._pslinux.boot_time
-    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: real() + seconds)
-
-
 def test_stop_finds_its_service_after_a_wall_clock_step(
     state_dir: Path, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the wall clock is stepped by an hour, a registered service is still stopped."""
     ps = psutil.Process(sleeper.pid)
     path = _record_for(sleeper, state_dir, since_boot_s=ps.create_time() - psutil.boot_time())
-    _step_the_wall_clock(monkeypatch, 3600.0)
+    step_the_wall_clock(monkeypatch, 3600.0)
     (stopped,) = stop_services(state_dir, timeout_s=5)
     assert stopped.record.pid == sleeper.pid
     assert sleeper.wait(5) == -15

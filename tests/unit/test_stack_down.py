@@ -25,6 +25,7 @@ from shared.stack.state import (
     write_record,
     write_state,
 )
+from tests.unit._clock import step_the_wall_clock
 
 # Stands in for Tansu: takes the same arguments and accepts connections on --listener-url.
 _FAKE_TANSU = """\
@@ -89,15 +90,6 @@ def _write_stack_json(state_dir: Path, broker: ProcessRecord, kind: BrokerKind) 
     write_state(state_dir / STATE_FILE_NAME, state)
 
 
-def _step_the_wall_clock(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """What the kernel reports after the wall clock is stepped (NTP, a VM resumed from a
-    snapshot): the boot time moves, and with it every process's start time in psutil."""
-    if not sys.platform.startswith("linux"):
-        pytest.skip("simulates the Linux kernel's boot time")
-    real = psutil._pslinux.boot_time
-    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: real() + seconds)
-
-
 def test_down_stops_a_broker_that_no_stack_json_names(state_dir: Path, fake_tansu: str) -> None:
     """A broker started by an `up` that never wrote stack.json (it failed later) is stopped."""
     record = EmbeddedBroker(state_dir, fake_tansu).start(find_free_port())
@@ -147,7 +139,7 @@ def test_down_finds_its_broker_after_a_wall_clock_step(
     """After the wall clock is stepped by an hour, `down` still stops the broker it started."""
     record = EmbeddedBroker(state_dir, fake_tansu).start(find_free_port())
     _write_stack_json(state_dir, record, BrokerKind.TANSU)
-    _step_the_wall_clock(monkeypatch, 3600.0)
+    step_the_wall_clock(monkeypatch, 3600.0)
 
     EmbeddedStack(state_dir, broker_binary=fake_tansu).down()
 
@@ -162,7 +154,7 @@ def test_a_wall_clock_step_leaves_a_live_broker_healthy(
     make `up` start a second one."""
     record = EmbeddedBroker(state_dir, fake_tansu).start(find_free_port())
     _write_stack_json(state_dir, record, BrokerKind.TANSU)
-    _step_the_wall_clock(monkeypatch, -1.0)
+    step_the_wall_clock(monkeypatch, -1.0)
 
     status = EmbeddedStack(state_dir, broker_binary=fake_tansu).status()
 
