@@ -24,6 +24,7 @@ from schemas.registry import model_for
 from schemas.topics import COMPLETIONS, WORKFLOW_EVENTS, task_topic
 from services.supervisor.leadership import AlwaysLeader, Lease
 from services.supervisor.redrive import PublishedPositions, open_task_commands
+from services.supervisor.stream_texts import StreamTexts
 from shared.domain import TERMINAL_EVENTS, completion_for, replay
 from shared.eventstore import EventStore, RecordedEvent
 from shared.runtime.codec import decode_history
@@ -79,12 +80,19 @@ class OutboxRelay:
         self._saved = 0
         self._saved_at = -float("inf")
         self._published = PublishedPositions()
+        self._texts = StreamTexts(store)
         self._redrive_since: float | None = None
         self.position = 0
         #: How many re-drives this relay has done (tests and status read it).
         self.redrives = 0
         #: Records whose task or completion could not be built from the log, so were skipped.
         self.unpublishable = 0
+
+    @property
+    def texts_read(self) -> int:
+        """How often a command's referenced texts were not among the records read before it,
+        so its stream was read from the store (after a restart, or for a forgotten workflow)."""
+        return self._texts.reads
 
     def request_redrive(self, intact_since: float) -> None:
         """The broker forgot what was published after ``intact_since`` (monotonic seconds):
@@ -231,7 +239,8 @@ class OutboxRelay:
         """Queue what ``record`` publishes, in order; the acknowledgements to await."""
         workflow_id = record.stream_id
         acks: list[Awaitable[object]] = []
-        task = self._task_of(record) if record.type == TaskScheduled.event_type() else None
+        self._texts.observe(record)
+        task = await self._task_of(record) if record.type == TaskScheduled.event_type() else None
         if task is not None:
             # The command first: the worker waits for it, the audit feed's readers do not.
             agent, command = task
@@ -288,14 +297,14 @@ class OutboxRelay:
             _log.info("workflow %s finished: %s", workflow_id, completion.outcome)
         return acks
 
-    def _task_of(self, record: RecordedEvent) -> tuple[str, Message] | None:
+    async def _task_of(self, record: RecordedEvent) -> tuple[str, Message] | None:
         """The agent and command a ``TaskScheduled`` record sends; None if it cannot be built."""
         try:
             scheduled = TaskScheduled.model_validate(record.data, strict=False)
             command = model_for(scheduled.command_type).model_validate(
-                scheduled.command, strict=False
+                await self._texts.command(record), strict=False
             )
-        except ValueError as exc:  # pydantic's ValidationError, an unknown command type
+        except ValueError as exc:  # a ValidationError, an unknown type, an unresolved text
             self._unpublishable(record, "a task", exc)
             return None
         return scheduled.agent, command

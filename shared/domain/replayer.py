@@ -53,6 +53,7 @@ from schemas.messages import (
     TaskFailure,
 )
 from schemas.registry import model_for
+from shared.domain.blobs import collect, expand
 from shared.domain.decide import decide
 from shared.domain.state import WorkflowState
 from shared.domain.triggers import (
@@ -101,6 +102,11 @@ def find_drift(workflow_id: str, records: Sequence[Recorded]) -> Drift | None:
     """The first decision today's code would make differently, or None when it agrees."""
     state = WorkflowState(workflow_id)
     previous_now: datetime | None = None
+    # Commands are compared expanded: one recorded whole before references existed and today's
+    # by reference are the same decision when they send the same command.
+    texts: dict[str, str] = {}
+    for record in records:
+        collect(record.data, texts)
     for batch in _decisions(records):
         events = [upcast(r.type, r.schema_version, r.data) for r in batch]
         now = _decided_at(batch[0].metadata, events, state) or previous_now
@@ -114,10 +120,14 @@ def find_drift(workflow_id: str, records: Sequence[Recorded]) -> Drift | None:
             continue
         trigger = _trigger(workflow_id, state, events[0], now, kind)
         if trigger is None:
-            return _drift(workflow_id, batch, events, [], "no trigger explains this decision")
+            return _drift(
+                workflow_id, batch, events, [], "no trigger explains this decision", texts
+            )
         decided = decide(state, trigger, paused=paused)
-        if [_canonical(e) for e in decided] != [_canonical(e) for e in events]:
-            return _drift(workflow_id, batch, events, decided, "today's code decides otherwise")
+        if [_canonical(e, texts) for e in decided] != [_canonical(e, texts) for e in events]:
+            return _drift(
+                workflow_id, batch, events, decided, "today's code decides otherwise", texts
+            )
         for record, event in zip(batch, events, strict=True):
             state.apply(event, record.version)
         previous_now = now
@@ -309,12 +319,13 @@ def _decision(
     return ApprovalDecision(workflow_id=workflow_id, request_id=event.request_id, decision="grant")
 
 
-def _canonical(event: DomainEvent) -> tuple[str, dict[str, Any]]:
+def _canonical(event: DomainEvent, texts: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
     data = event.model_dump(mode="json")
     if isinstance(event, TaskScheduled):
         # Compare commands as their model reads them: a field added with a default since the
         # history was recorded means the same command, not a different decision.
-        command = model_for(event.command_type).model_validate(event.command, strict=False)
+        sent = expand(event.command, texts)
+        command = model_for(event.command_type).model_validate(sent, strict=False)
         data["command"] = command.model_dump(mode="json")
     return event.event_type(), data
 
@@ -325,10 +336,11 @@ def _drift(
     recorded: list[DomainEvent],
     decided: list[DomainEvent],
     reason: str,
+    texts: Mapping[str, str],
 ) -> Drift:
     first_diff = 0
     for first_diff, (a, b) in enumerate(zip(recorded, decided, strict=False)):  # noqa: B007
-        if _canonical(a) != _canonical(b):
+        if _canonical(a, texts) != _canonical(b, texts):
             break
     else:
         first_diff = min(len(recorded), len(decided))

@@ -14,6 +14,7 @@ from schemas.messages import (
     TaskCommand,
     WriteTask,
 )
+from shared.domain.blobs import compact
 from shared.domain.state import TaskState, WorkflowState
 
 __all__ = [
@@ -36,14 +37,24 @@ def _deadline(state: WorkflowState, now: datetime) -> datetime:
     return now + timedelta(seconds=state.policy.task_timeout_s)
 
 
-def _scheduled(command: TaskCommand) -> TaskScheduled:
+def _recorded_texts(state: WorkflowState) -> set[str]:
+    """Strings the stream records verbatim in events before this one: what a command may
+    hold by reference (``shared.domain.blobs``)."""
+    texts = {state.goal, *(p.text for p in state.passages), *(d.draft for d in state.drafts)}
+    if state.manifest is not None:
+        texts.add(state.manifest.manifest)
+    return texts
+
+
+def _scheduled(state: WorkflowState, command: TaskCommand) -> TaskScheduled:
     return TaskScheduled(
         task_id=command.task_id,
         agent=command.agent,
         attempt=command.attempt,
         deadline=command.deadline,
         command_type=command.TYPE,
-        command=command.model_dump(mode="json"),
+        # The passages, drafts and manifest it repeats are stored once, in their own events.
+        command=compact(command.model_dump(mode="json"), _recorded_texts(state)),
     )
 
 
@@ -51,6 +62,7 @@ def schedule_search(state: WorkflowState, now: datetime) -> TaskScheduled:
     """Research the goal."""
     query = state.goal
     return _scheduled(
+        state,
         SearchTask(
             workflow_id=state.workflow_id,
             task_id=_task_id(state, "search"),
@@ -59,7 +71,7 @@ def schedule_search(state: WorkflowState, now: datetime) -> TaskScheduled:
             prompt_version=state.policy.prompts.get("search"),
             query=query,
             limit=state.policy.search_limit,
-        )
+        ),
     )
 
 
@@ -81,6 +93,7 @@ def schedule_write(state: WorkflowState, now: datetime) -> TaskScheduled:
     critiques = [c for c in state.critiques if f"critique-{c.revision}" not in state.hidden_refs]
     last_critique = critiques[-1] if critiques else None
     return _scheduled(
+        state,
         WriteTask(
             workflow_id=state.workflow_id,
             task_id=_task_id(state, "writer"),
@@ -95,7 +108,7 @@ def schedule_write(state: WorkflowState, now: datetime) -> TaskScheduled:
             revision=state.revision + 1,
             strategy=state.strategies.get("writer", 0),
             prompt_version=state.policy.prompts.get("writer"),
-        )
+        ),
     )
 
 
@@ -103,6 +116,7 @@ def schedule_critique(state: WorkflowState, now: datetime) -> TaskScheduled:
     """Have the critic judge the latest draft before anything is committed."""
     draft = state.drafts[-1]
     return _scheduled(
+        state,
         CritiqueTask(
             workflow_id=state.workflow_id,
             task_id=_task_id(state, "critic"),
@@ -114,7 +128,7 @@ def schedule_critique(state: WorkflowState, now: datetime) -> TaskScheduled:
             draft=draft.draft,
             source_ids=sorted({p.source_id for p in writer_passages(state)}),
             revision=draft.revision,
-        )
+        ),
     )
 
 
@@ -128,6 +142,7 @@ def schedule_summary(state: WorkflowState, now: datetime) -> TaskScheduled:
         )
     items.extend(memory.item() for memory in state.fresh_memory)
     return _scheduled(
+        state,
         SummarizeTask(
             workflow_id=state.workflow_id,
             task_id=_task_id(state, "summarizer"),
@@ -138,7 +153,7 @@ def schedule_summary(state: WorkflowState, now: datetime) -> TaskScheduled:
             items=items,
             budget_chars=state.policy.manifest_budget_chars,
             manifest_version=(state.manifest.manifest_version + 1) if state.manifest else 1,
-        )
+        ),
     )
 
 

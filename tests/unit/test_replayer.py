@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from schemas.events import TaskScheduled
+from shared.domain.blobs import has_blobs
 from shared.domain.replayer import find_drift
 from shared.domain.state import WorkflowState
 from tests.golden.generate import SCENARIOS, record_all
@@ -52,6 +53,36 @@ def test_golden_histories_replay_without_drift(scenario: str) -> None:
     assert streams
     for workflow_id, lines in streams.items():
         assert find_drift(workflow_id, lines) is None, workflow_id
+
+
+@pytest.mark.parametrize("scenario", ["revise_and_compact", "forked"])
+def test_histories_recorded_with_whole_commands_replay_without_drift(scenario: str) -> None:
+    """Histories recorded before commands held texts by reference (tests/golden/whole_commands)
+    agree with today's decisions, which send the same commands by reference."""
+    streams = _streams(GOLDEN / "whole_commands" / f"{scenario}.jsonl")
+    whole = [
+        line.data["command"]
+        for lines in streams.values()
+        for line in lines
+        if line.type == "TaskScheduled"
+    ]
+    assert whole
+    assert not any(has_blobs(command) for command in whole)
+    for workflow_id, lines in streams.items():
+        assert find_drift(workflow_id, lines) is None, workflow_id
+
+
+def test_today_s_commands_hold_recorded_texts_by_reference() -> None:
+    """The committed histories' write commands hold their passages by reference."""
+    streams = _streams(GOLDEN / "revise_and_compact.jsonl")
+    writes = [
+        line.data["command"]
+        for lines in streams.values()
+        for line in lines
+        if line.type == "TaskScheduled" and line.data["agent"] == "writer"
+    ]
+    assert writes
+    assert all(has_blobs(command["passages"]) for command in writes)
 
 
 def test_the_golden_histories_cover_every_kind_of_decision() -> None:

@@ -1,0 +1,62 @@
+"""The long strings each workflow's events record, by digest: what commands' references expand to.
+
+A ``TaskScheduled`` command holds the passages, drafts and manifest it repeats by reference
+(``shared.domain.blobs``); the relay must send the whole command. It reads the log in order, so
+a command's texts were in records it read just before; those are kept here, a few hundred
+workflows' worth. A workflow it has not read from its start (the relay restarted, or the
+workflow was forgotten) is read from the store once when a reference misses.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from shared.domain.blobs import UnresolvedBlobError, collect, expand, has_blobs
+from shared.eventstore import EventStore, RecordedEvent
+
+__all__ = ["StreamTexts"]
+
+
+class StreamTexts:
+    """Texts by digest, per stream, for the streams read most recently."""
+
+    def __init__(self, store: EventStore, *, keep: int = 256) -> None:
+        self._store = store
+        self._keep = keep
+        self._streams: OrderedDict[str, dict[str, str]] = OrderedDict()
+        #: How many times a reference missed and the stream was read (tests and bench read it).
+        self.reads = 0
+
+    def observe(self, record: RecordedEvent) -> None:
+        """Remember the texts ``record`` holds (call for every record, in log order)."""
+        collect(record.data, self._texts(record.stream_id))
+
+    async def command(self, record: RecordedEvent) -> Any:
+        """The command a ``TaskScheduled`` record sends, its references expanded.
+
+        Raises UnresolvedBlobError (a ValueError) when no event of the stream up to the record
+        holds a referenced text: the record cannot be sent.
+        """
+        command = record.data.get("command")
+        if not has_blobs(command):
+            return command
+        try:
+            return expand(command, self._texts(record.stream_id))
+        except UnresolvedBlobError:
+            pass
+        self.reads += 1
+        texts = self._texts(record.stream_id)
+        for earlier in await self._store.read(record.stream_id, up_to_version=record.version):
+            collect(earlier.data, texts)
+        return expand(command, texts)
+
+    def _texts(self, stream_id: str) -> dict[str, str]:
+        texts = self._streams.get(stream_id)
+        if texts is None:
+            texts = self._streams[stream_id] = {}
+            while len(self._streams) > self._keep:
+                self._streams.popitem(last=False)
+        else:
+            self._streams.move_to_end(stream_id)
+        return texts

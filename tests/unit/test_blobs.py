@@ -1,0 +1,89 @@
+"""Commands by content reference: compacting and expanding long texts (shared.domain.blobs)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.domain.blobs import (
+    BLOB_KEY,
+    MIN_CHARS,
+    UnresolvedBlobError,
+    collect,
+    compact,
+    digest,
+    expand,
+    has_blobs,
+)
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+LONG = "Event sourcing keeps every fact. " * 20
+OTHER = "A draft that nobody recorded yet. " * 20
+
+
+def test_digest_is_the_sha256_of_the_utf8_text() -> None:
+    """A reference key is what sha256sum prints for the text's UTF-8 bytes."""
+    text = "naïve " * 60
+    assert digest(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_only_long_recorded_strings_become_references() -> None:
+    """Recorded strings of MIN_CHARS or more become references; short or unrecorded ones stay."""
+    short = "x" * (MIN_CHARS - 1)
+    command = {"passages": [{"text": LONG}, {"text": short}], "draft": OTHER, "n": 3}
+    compacted = compact(command, {LONG, short})
+    assert compacted == {
+        "passages": [{"text": {BLOB_KEY: digest(LONG)}}, {"text": short}],
+        "draft": OTHER,
+        "n": 3,
+    }
+    assert has_blobs(compacted)
+    assert not has_blobs(command)
+
+
+def test_expanding_gives_back_the_exact_command() -> None:
+    """A compacted command expands, with the texts collected from events, to the original."""
+    command = {"goal": "g", "items": [{"text": LONG}, {"text": OTHER}], "previous_draft": LONG}
+    texts: dict[str, str] = {}
+    collect({"passages": [{"text": LONG}], "draft": OTHER}, texts)
+    assert expand(compact(command, {LONG, OTHER}), texts) == command
+
+
+def test_a_reference_no_event_records_is_refused() -> None:
+    """Expanding a reference whose text was never collected raises, naming no text."""
+    with pytest.raises(UnresolvedBlobError):
+        expand({"draft": {BLOB_KEY: digest(LONG)}}, {})
+
+
+def test_objects_that_only_look_like_references_are_left_alone() -> None:
+    """A dict with more keys than $blob, or a value that is not a digest, is plain data."""
+    data = {"a": {BLOB_KEY: "not-a-digest"}, "b": {BLOB_KEY: digest(LONG), "extra": 1}}
+    assert not has_blobs(data)
+    assert expand(data, {}) == data
+
+
+def _commands(path: Path) -> list[tuple[dict[str, str], dict[str, object]]]:
+    """Each command of the file with the texts of its own stream's events (a fork's included)."""
+    texts: dict[str, dict[str, str]] = {}
+    lines = [json.loads(raw) for raw in path.read_text().splitlines()]
+    for line in lines:
+        collect(line["data"], texts.setdefault(line["stream_id"], {}))
+    return [
+        (texts[line["stream_id"]], line["data"]["command"])
+        for line in lines
+        if line["type"] == "TaskScheduled"
+    ]
+
+
+@pytest.mark.parametrize("scenario", ["revise_and_compact", "forked"])
+def test_today_s_commands_expand_to_the_ones_recorded_whole(scenario: str) -> None:
+    """Every command of a golden history, expanded from its own stream, equals the command
+    the same scenario recorded whole before references existed."""
+    by_reference = _commands(GOLDEN / f"{scenario}.jsonl")
+    whole = [command for _, command in _commands(GOLDEN / "whole_commands" / f"{scenario}.jsonl")]
+    assert any(has_blobs(command) for _, command in by_reference)
+    assert [expand(command, texts) for texts, command in by_reference] == whole
+    assert len(json.dumps([c for _, c in by_reference])) < len(json.dumps(whole))
