@@ -95,7 +95,9 @@ class WorkflowStarted(DomainEvent):
 
 
 class TaskScheduled(DomainEvent):
-    """A task was assigned to an agent; ``command`` is the exact message the relay publishes."""
+    """A task was assigned to an agent; ``command`` is the message the relay publishes, with each
+    long text an earlier event of the workflow records held as ``{"$blob": "<sha256 hex>"}``
+    (``shared.domain.blobs``: the relay sends it expanded)."""
 
     task_id: Identifier
     agent: AgentName
