@@ -40,7 +40,10 @@ def _deadline(state: WorkflowState, now: datetime) -> datetime:
 def _recorded_texts(state: WorkflowState) -> set[str]:
     """Strings the stream records verbatim in events before this one: what a command may
     hold by reference (``shared.domain.blobs``)."""
-    texts = {state.goal, *(p.text for p in state.passages), *(d.draft for d in state.drafts)}
+    texts = {state.goal, *(d.draft for d in state.drafts)}
+    for passage in state.passages:
+        texts.add(passage.text)
+        texts.add(passage.snippet)  # the search engine's headline: often 400 characters
     if state.manifest is not None:
         texts.add(state.manifest.manifest)
     return texts
