@@ -24,7 +24,7 @@ class StreamTexts:
     def __init__(self, store: EventStore, *, keep: int = 256) -> None:
         self._store = store
         self._keep = keep
-        self._streams: OrderedDict[str, dict[str, str]] = OrderedDict()
+        self._streams: OrderedDict[str, dict[str, Any]] = OrderedDict()
         #: How many times a reference missed and the stream was read (tests and bench read it).
         self.reads = 0
 
@@ -51,7 +51,7 @@ class StreamTexts:
             collect(earlier.data, texts)
         return expand(command, texts)
 
-    def _texts(self, stream_id: str) -> dict[str, str]:
+    def _texts(self, stream_id: str) -> dict[str, Any]:
         texts = self._streams.get(stream_id)
         if texts is None:
             texts = self._streams[stream_id] = {}

@@ -3,22 +3,25 @@
 A task's command repeats what earlier events of its workflow recorded: the passages a search
 returned, the draft under revision, the manifest, the goal. Stored whole, every write, critique
 and summary copied them again, and the commands were over half of a workflow's bytes. So the
-supervisor records such a string as ``{"$blob": "<sha256 hex of its UTF-8>"}`` when the very same
-string (``MIN_CHARS`` or longer) is recorded in an earlier event of the same stream, and whatever
-sends or compares a command expands it from that stream's own events (``collect``, ``expand``).
+supervisor records such a value as ``{"$blob": "<digest>"}`` when the very same JSON value (a
+string, object or array whose canonical JSON is ``MIN_CHARS`` or longer) is recorded in an
+earlier event of the same stream, and whatever sends or compares a command expands it from that
+stream's own events (``collect``, ``expand``). The digest is the SHA-256, in hex, of the value's
+canonical JSON: sorted keys, no spaces, non-ASCII escaped (the hash chain's form, docs/audit.md).
 
-The audit record loses nothing: the command the agent received is the expansion, byte for byte;
-the digest pins the exact text and the event holding it is hash-chained like every other. A
-fork's stream holds its parent's history inside its ``WorkflowForked`` event, so its references
-expand without the parent. Commands recorded before this existed hold no reference and expand to
+The audit record loses nothing: the command the agent received is the expansion, exactly; the
+digest pins the value and the event holding it is hash-chained like every other. A fork's
+stream holds its parent's history inside its ``WorkflowForked`` event, so its references expand
+without the parent. Commands recorded before this existed hold no reference and expand to
 themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Collection, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "digest",
     "expand",
     "has_blobs",
+    "index",
 ]
 
 #: The one key of a reference object.
@@ -44,23 +48,54 @@ class UnresolvedBlobError(ValueError):
     """A reference whose text no event of the stream records."""
 
 
-def digest(text: str) -> str:
-    """The reference key of ``text``: the SHA-256 of its UTF-8, in hex (``sha256sum`` agrees)."""
-    return hashlib.sha256(text.encode()).hexdigest()
+def _canonical(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
 
 
-def compact(value: Any, recorded: Collection[str]) -> Any:
-    """``value`` with every string of ``MIN_CHARS`` or more that is in ``recorded`` replaced by
-    its reference. ``recorded`` must hold only strings an earlier event of the stream records
+def digest(value: Any) -> str:
+    """The reference key of a JSON value: the SHA-256 of its canonical JSON, in hex."""
+    return hashlib.sha256(_canonical(value).encode("ascii")).hexdigest()
+
+
+def _key(value: Any) -> str | None:
+    """The digest of a string, object or array long enough to be held by reference."""
+    if isinstance(value, str) and len(value) < MIN_CHARS:
+        return None  # its JSON is at least as long, but a short string is not worth a dump
+    if not isinstance(value, str | list | dict):
+        return None
+    text = _canonical(value)
+    if len(text) < MIN_CHARS:
+        return None
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def index(values: Iterable[Any]) -> dict[str, Any]:
+    """The long values among ``values``, by digest: what ``compact`` may refer to."""
+    found: dict[str, Any] = {}
+    for value in values:
+        key = _key(value)
+        if key is not None:
+            found[key] = value
+    return found
+
+
+def compact(value: Any, recorded: Mapping[str, Any]) -> Any:
+    """``value`` with the largest parts that are in ``recorded`` (``index``) replaced by
+    references. ``recorded`` must hold only values an earlier event of the stream records
     verbatim: a reference to anything else could never be expanded."""
-    if isinstance(value, str):
-        if len(value) >= MIN_CHARS and value in recorded:
-            return {BLOB_KEY: digest(value)}
+    if not recorded:
         return value
+    key = _key(value)
+    if key is None:
+        return value  # a part's JSON is shorter than its container's: none is long enough
+    if key in recorded:
+        return {BLOB_KEY: key}
     if isinstance(value, list):
         return [compact(item, recorded) for item in value]
     if isinstance(value, dict):
-        return {key: compact(item, recorded) for key, item in value.items()}
+        return {name: compact(item, recorded) for name, item in value.items()}
     return value
 
 
@@ -71,21 +106,18 @@ def _reference(value: Mapping[str, Any]) -> str | None:
     return key if isinstance(key, str) and _DIGEST.fullmatch(key) else None
 
 
-def expand(value: Any, texts: Mapping[str, str]) -> Any:
-    """``value`` with every reference replaced by its text from ``texts`` (see ``collect``).
-
-    Raises UnresolvedBlobError for a reference ``texts`` does not hold.
-    """
+def expand(value: Any, values: Mapping[str, Any]) -> Any:
+    """``value`` with every reference replaced by a fresh copy of its value from ``values``
+    (see ``collect``). Raises UnresolvedBlobError for a reference ``values`` does not hold."""
     if isinstance(value, list):
-        return [expand(item, texts) for item in value]
+        return [expand(item, values) for item in value]
     if isinstance(value, dict):
         key = _reference(value)
         if key is None:
-            return {name: expand(item, texts) for name, item in value.items()}
-        text = texts.get(key)
-        if text is None:
-            raise UnresolvedBlobError(f"no event of this workflow records the text {key[:12]}…")
-        return text
+            return {name: expand(item, values) for name, item in value.items()}
+        if key not in values:
+            raise UnresolvedBlobError(f"no event of this workflow records the value {key[:12]}…")
+        return expand(values[key], values)  # a copy: the caller may change what it gets
     return value
 
 
@@ -98,13 +130,14 @@ def has_blobs(value: Any) -> bool:
     return False
 
 
-def collect(value: Any, into: MutableMapping[str, str]) -> None:
-    """Add every string of ``MIN_CHARS`` or more in ``value`` (an event's JSON data) to
-    ``into``, by digest: what references to them expand to."""
-    if isinstance(value, str):
-        if len(value) >= MIN_CHARS:
-            into[digest(value)] = value
-    elif isinstance(value, list):
+def collect(value: Any, into: MutableMapping[str, Any]) -> None:
+    """Add every long value in ``value`` (an event's JSON data), at any depth, to ``into`` by
+    digest: what references to them expand to."""
+    key = _key(value)
+    if key is None:
+        return  # nor is any part of it
+    into[key] = value
+    if isinstance(value, list):
         for item in value:
             collect(item, into)
     elif isinstance(value, dict):

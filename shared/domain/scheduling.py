@@ -14,7 +14,7 @@ from schemas.messages import (
     TaskCommand,
     WriteTask,
 )
-from shared.domain.blobs import compact
+from shared.domain.blobs import compact, index
 from shared.domain.state import TaskState, WorkflowState
 
 __all__ = [
@@ -37,16 +37,18 @@ def _deadline(state: WorkflowState, now: datetime) -> datetime:
     return now + timedelta(seconds=state.policy.task_timeout_s)
 
 
-def _recorded_texts(state: WorkflowState) -> set[str]:
-    """Strings the stream records verbatim in events before this one: what a command may
-    hold by reference (``shared.domain.blobs``)."""
-    texts = {state.goal, *(d.draft for d in state.drafts)}
-    for passage in state.passages:
-        texts.add(passage.text)
-        texts.add(passage.snippet)  # the search engine's headline: often 400 characters
+def _recorded(state: WorkflowState) -> dict[str, object]:
+    """Values the stream records verbatim in events before this one, by digest: what a
+    command may hold by reference (``shared.domain.blobs``)."""
+    passages = [p.model_dump(mode="json") for p in state.passages]
+    values: list[object] = [state.goal, passages, *(d.draft for d in state.drafts)]
+    for passage in passages:
+        # The passage as the search recorded it, and its text and the search engine's
+        # headline (about 400 characters) for commands that carry only those.
+        values += [passage, passage["text"], passage["snippet"]]
     if state.manifest is not None:
-        texts.add(state.manifest.manifest)
-    return texts
+        values.append(state.manifest.manifest)
+    return index(values)
 
 
 def _scheduled(state: WorkflowState, command: TaskCommand) -> TaskScheduled:
@@ -57,7 +59,7 @@ def _scheduled(state: WorkflowState, command: TaskCommand) -> TaskScheduled:
         deadline=command.deadline,
         command_type=command.TYPE,
         # The passages, drafts and manifest it repeats are stored once, in their own events.
-        command=compact(command.model_dump(mode="json"), _recorded_texts(state)),
+        command=compact(command.model_dump(mode="json"), _recorded(state)),
     )
 
 

@@ -17,6 +17,7 @@ from shared.domain.blobs import (
     digest,
     expand,
     has_blobs,
+    index,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -24,17 +25,22 @@ LONG = "Event sourcing keeps every fact. " * 20
 OTHER = "A draft that nobody recorded yet. " * 20
 
 
-def test_digest_is_the_sha256_of_the_utf8_text() -> None:
-    """A reference key is what sha256sum prints for the text's UTF-8 bytes."""
+def test_digest_is_the_sha256_of_the_canonical_json() -> None:
+    """A reference key is the SHA-256 of the value's canonical JSON (sorted keys, no spaces,
+    non-ASCII escaped), in hex: the form the hash chain uses."""
     text = "naïve " * 60
-    assert digest(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    canonical = json.dumps(text, ensure_ascii=True)
+    assert digest(text) == hashlib.sha256(canonical.encode("ascii")).hexdigest()
+    passage = {"text": text, "source_id": "a.md#1"}
+    canonical = '{"source_id":"a.md#1","text":' + json.dumps(text) + "}"
+    assert digest(passage) == hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
-def test_only_long_recorded_strings_become_references() -> None:
-    """Recorded strings of MIN_CHARS or more become references; short or unrecorded ones stay."""
+def test_only_long_recorded_values_become_references() -> None:
+    """Recorded values of MIN_CHARS or more become references; short or unrecorded ones stay."""
     short = "x" * (MIN_CHARS - 1)
     command = {"passages": [{"text": LONG}, {"text": short}], "draft": OTHER, "n": 3}
-    compacted = compact(command, {LONG, short})
+    compacted = compact(command, index([LONG, short]))
     assert compacted == {
         "passages": [{"text": {BLOB_KEY: digest(LONG)}}, {"text": short}],
         "draft": OTHER,
@@ -44,12 +50,23 @@ def test_only_long_recorded_strings_become_references() -> None:
     assert not has_blobs(command)
 
 
+def test_a_recorded_object_is_referred_to_whole() -> None:
+    """A recorded passage object becomes one reference, not one per long string in it; an
+    unrecorded list of recorded passages becomes a list of references."""
+    first = {"source_id": "a.md#1", "text": LONG, "snippet": OTHER}
+    second = {"source_id": "b.md#2", "text": OTHER, "snippet": ""}
+    kept = [first, second]
+    assert compact({"passages": kept}, index([kept]))["passages"] == {BLOB_KEY: digest(kept)}
+    compacted = compact({"passages": [second]}, index([first, second, LONG]))
+    assert compacted == {"passages": [{BLOB_KEY: digest(second)}]}
+
+
 def test_expanding_gives_back_the_exact_command() -> None:
     """A compacted command expands, with the texts collected from events, to the original."""
     command = {"goal": "g", "items": [{"text": LONG}, {"text": OTHER}], "previous_draft": LONG}
-    texts: dict[str, str] = {}
+    texts: dict[str, object] = {}
     collect({"passages": [{"text": LONG}], "draft": OTHER}, texts)
-    assert expand(compact(command, {LONG, OTHER}), texts) == command
+    assert expand(compact(command, index([LONG, OTHER])), texts) == command
 
 
 def test_a_reference_no_event_records_is_refused() -> None:
@@ -65,9 +82,9 @@ def test_objects_that_only_look_like_references_are_left_alone() -> None:
     assert expand(data, {}) == data
 
 
-def _commands(path: Path) -> list[tuple[dict[str, str], dict[str, object]]]:
-    """Each command of the file with the texts of its own stream's events (a fork's included)."""
-    texts: dict[str, dict[str, str]] = {}
+def _commands(path: Path) -> list[tuple[dict[str, object], dict[str, object]]]:
+    """Each command of the file with the values of its own stream's events (a fork's too)."""
+    texts: dict[str, dict[str, object]] = {}
     lines = [json.loads(raw) for raw in path.read_text().splitlines()]
     for line in lines:
         collect(line["data"], texts.setdefault(line["stream_id"], {}))

@@ -36,6 +36,7 @@ from shared.domain import (
     decide,
     replay,
 )
+from shared.domain.blobs import collect, expand
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PROV = Provenance(provider="test", model="t", strategy_version="1")
@@ -64,6 +65,14 @@ class Run:
 
     def last_task(self) -> TaskScheduled:
         return [e for e in self.history if isinstance(e, TaskScheduled)][-1]
+
+    def sent(self, task: TaskScheduled) -> dict[str, Any]:
+        """The command as the relay sends it: references expanded from the history."""
+        values: dict[str, Any] = {}
+        for event in self.history:
+            collect(event.model_dump(mode="json"), values)
+        command: dict[str, Any] = expand(task.command, values)
+        return command
 
     def reply(self, result: TaskResult) -> list[DomainEvent]:
         self.now += timedelta(seconds=1)
@@ -181,8 +190,9 @@ def test_large_memory_is_compacted_before_writing() -> None:
     )
     write = run.last_task()
     assert write.agent == "writer"
-    assert write.command["manifest"] == "# manifest"
-    assert [p["source_id"] for p in write.command["passages"]] == ["doc#1", "doc#3"]
+    sent = run.sent(write)
+    assert sent["manifest"] == "# manifest"
+    assert [p["source_id"] for p in sent["passages"]] == ["doc#1", "doc#3"]
     assert run.state.memory_chars == len("# manifest")
 
 
