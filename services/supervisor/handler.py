@@ -212,7 +212,6 @@ class Supervisor:
             records = encode_events(
                 [event],
                 actor=CONSUMER,
-                correlation_id=workflow_id,
                 causation_id=ce_id,
                 # Not a decision: the replayer folds it without asking today's code.
                 trigger={"kind": "refused", "now": self._clock.now().isoformat()},
@@ -239,7 +238,6 @@ class Supervisor:
         records = encode_events(
             [event],
             actor=CONSUMER,
-            correlation_id=FLEET_STREAM,
             causation_id=ce_id,
             principal=principal,
         )
@@ -350,7 +348,6 @@ class Supervisor:
             records = encode_events(
                 events,
                 actor=CONSUMER,
-                correlation_id=workflow_id,
                 causation_id=causation_id,
                 principal=principal,
                 trigger={

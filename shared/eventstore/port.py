@@ -78,7 +78,8 @@ def _new_event_id() -> str:
 
 @dataclass(frozen=True)
 class NewEvent:
-    """An event to append. ``metadata`` keys: causation_id, correlation_id, trace_context, actor."""
+    """An event to append. ``metadata`` keys: actor, principal, trigger, decision_id,
+    causation_id, trace_context (see shared.runtime.codec)."""
 
     type: str
     data: dict[str, Any]

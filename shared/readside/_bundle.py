@@ -78,13 +78,14 @@ def time_of(text: Any, what: str) -> datetime:
     raise BundleError(f"{what} is not a UTC time like 2026-01-01T00:00:00.000000+00:00")
 
 
-def provenance(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Who and what caused the event, as its metadata says (null where it says nothing)."""
+def provenance(metadata: dict[str, Any], stream_id: str) -> dict[str, Any]:
+    """Who and what caused the event, as its metadata says (null where it says nothing); the
+    correlation id is the stream's (the workflow) unless the metadata names another."""
     trace = metadata.get("trace_context")
     return {
         "actor": metadata.get("actor"),
         "causation_id": metadata.get("causation_id"),
-        "correlation_id": metadata.get("correlation_id"),
+        "correlation_id": metadata.get("correlation_id", stream_id),
         "traceparent": trace.get("traceparent") if isinstance(trace, dict) else None,
     }
 
@@ -130,7 +131,7 @@ def event_line(event: RecordedEvent, prev_hash: str | None) -> str:
             "recorded_at": time_text(event.recorded_at),
             "data": event.data,
             "metadata": event.metadata,
-            "provenance": provenance(event.metadata),
+            "provenance": provenance(event.metadata, event.stream_id),
             "prev_hash": prev_hash,
             "hash": event.hash,
         }
@@ -219,6 +220,6 @@ def event_of(record: dict[str, Any]) -> RecordedEvent:
         recorded_at=time_of(record["recorded_at"], "recorded_at"),
         hash=hash_of(record, "hash"),
     )
-    if record["provenance"] != provenance(event.metadata):
+    if record["provenance"] != provenance(event.metadata, event.stream_id):
         raise BundleError("provenance does not match the event's metadata")
     return event

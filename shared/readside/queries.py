@@ -119,7 +119,8 @@ def _detail(record: RecordedEvent) -> EventDetail:
         event_id=record.event_id,
         data=record.data,
         causation_id=meta.get("causation_id"),
-        correlation_id=meta.get("correlation_id"),
+        # Events recorded since 2026-12-01 leave it out: it is always their workflow's id.
+        correlation_id=meta.get("correlation_id", record.stream_id),
         principal=meta.get("principal"),
         actor=meta.get("actor"),
         provenance=provenance if isinstance(provenance, dict) else None,

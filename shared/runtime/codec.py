@@ -25,12 +25,14 @@ def encode_events(
     events: Iterable[DomainEvent],
     *,
     actor: str,
-    correlation_id: str,
     causation_id: str | None,
     principal: str | None = None,
     trigger: dict[str, object] | None = None,
 ) -> list[NewEvent]:
     """Store records for new domain events, with causation and trace metadata.
+
+    No correlation id is stored: it would repeat the stream's id in every event (readers take
+    the stream id when the metadata names none, as events recorded before 2026-12-01 do).
 
     ``principal`` is the verified signer of the message that caused them (the audit's "who");
     ``trigger`` (its kind and the time the decision was made at) lets the replayer feed the
@@ -41,7 +43,6 @@ def encode_events(
         "principal": principal,
         "trigger": trigger,
         "decision_id": str(uuid4()),
-        "correlation_id": correlation_id,
         "causation_id": causation_id,
         "trace_context": trace_carrier(),
     }

@@ -214,7 +214,7 @@ def store(no_backend: None, monkeypatch: pytest.MonkeyPatch) -> InMemoryEventSto
 
 
 async def _record(store: InMemoryEventStore, workflow_id: str, *events: DomainEvent) -> None:
-    records = encode_events(events, actor="test", correlation_id=workflow_id, causation_id=None)
+    records = encode_events(events, actor="test", causation_id=None)
     await store.append(workflow_id, records, await store.stream_version(workflow_id))
 
 

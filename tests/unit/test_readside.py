@@ -69,7 +69,7 @@ async def _costly(store: InMemoryEventStore) -> None:
     run.reply(draft.model_copy(update={"provenance": TOKENS}))
     critique = _result(run.last_task(), CritiqueResult, verdict="approved", score=1.0)
     run.reply(critique.model_copy(update={"provenance": TOKENS}))
-    records = encode_events(run.history, actor="test", correlation_id="wf-cost", causation_id="c")
+    records = encode_events(run.history, actor="test", causation_id="c")
     await store.append("wf-cost", records, 0)
 
 
@@ -106,6 +106,19 @@ async def test_timeline_full_adds_payload_and_who_caused_it() -> None:
     assert full[8]["actor"] == "supervisor"
     assert "principal" in full[8]
     assert full[0]["event_id"] == records[0].event_id
+
+
+async def test_the_correlation_id_is_the_workflow_s_whether_stored_or_not() -> None:
+    """Events recorded now store no correlation id (it is the stream id), and the full timeline
+    still reports it, as it does for an older event that stored one."""
+    store = await _golden("rolled_back")
+    records = await store.read(ROLLBACK)
+    assert all("correlation_id" not in r.metadata for r in records)
+    cancelled = {"reason": "stop", "finished_at": "2026-01-01T00:00:00+00:00"}
+    older = NewEvent("WorkflowCancelled", cancelled, metadata={"correlation_id": "upstream-7"})
+    await store.append(ROLLBACK, [older], len(records))
+    full = [r.as_dict() for r in queries.timeline(await store.read(ROLLBACK), full=True)]
+    assert [row["correlation_id"] for row in full] == [ROLLBACK] * len(records) + ["upstream-7"]
 
 
 # --- state at a version ------------------------------------------------------------------

@@ -79,7 +79,7 @@ async def test_store_spans_only_inside_a_trace(spans: InMemorySpanExporter) -> N
     store = TracingEventStore(InMemoryEventStore())
 
     def events() -> list[NewEvent]:
-        return encode_events([_requested()], actor="t", correlation_id="wf-s", causation_id=None)
+        return encode_events([_requested()], actor="t", causation_id=None)
 
     await store.append("wf-s", events(), 0)
     assert spans.get_finished_spans() == ()
@@ -183,9 +183,7 @@ async def test_a_fork_links_to_its_parents_trace(spans: InMemorySpanExporter) ->
     scope = DecisionSpans(store)
     with trace.get_tracer("test").start_as_current_span("parent goal") as parent:
         async with scope("wf-p", _goal_trigger("wf-p")):
-            records = encode_events(
-                [_requested()], actor="t", correlation_id="wf-p", causation_id=None
-            )
+            records = encode_events([_requested()], actor="t", causation_id=None)
             await store.append("wf-p", records, 0)
     fork = ForkWorkflow(parent_workflow_id="wf-p", workflow_id="wf-f", at_version=1)
     async with scope("wf-f", ForkRequested(fork, (), NOW)):
@@ -200,14 +198,10 @@ async def test_an_answered_approval_records_its_wait(spans: InMemorySpanExporter
     """Granting a pending request records an ``approval wait`` span in the asking trace."""
     store = TracingEventStore(InMemoryEventStore())
     with trace.get_tracer("test").start_as_current_span("asked") as asked:
-        requested = encode_events(
-            [_requested()], actor="t", correlation_id="wf-a", causation_id=None
-        )
+        requested = encode_events([_requested()], actor="t", causation_id=None)
         await store.append("wf-a", requested, 0)
     granted = ApprovalGranted(request_id="r1", approver="alice")
-    await store.append(
-        "wf-a", encode_events([granted], actor="t", correlation_id="wf-a", causation_id=None), 1
-    )
+    await store.append("wf-a", encode_events([granted], actor="t", causation_id=None), 1)
     wait = _one(spans, "approval wait")
     attributes = dict(wait.attributes or {})
     assert wait.parent is not None
