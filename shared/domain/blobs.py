@@ -22,18 +22,18 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "BLOB_KEY",
     "MIN_CHARS",
+    "Recorded",
     "UnresolvedBlobError",
     "collect",
     "compact",
     "digest",
     "expand",
     "has_blobs",
-    "index",
 ]
 
 #: The one key of a reference object.
@@ -71,32 +71,47 @@ def _key(value: Any) -> str | None:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def index(values: Iterable[Any]) -> dict[str, Any]:
-    """The long values among ``values``, by digest: what ``compact`` may refer to."""
-    found: dict[str, Any] = {}
-    for value in values:
-        key = _key(value)
-        if key is not None:
-            found[key] = value
-    return found
+class Recorded(NamedTuple):
+    """Values an earlier event of the stream records, as ``compact`` looks them up: long
+    strings by their text, objects and arrays by value. Digests are computed only for what
+    matches, not for every value (the supervisor builds one of these per task)."""
+
+    strings: frozenset[str]
+    containers: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, values: Iterable[Any]) -> Recorded:
+        """The recorded ``values`` (each must be in an earlier event of the stream verbatim)."""
+        strings: set[str] = set()
+        containers: list[Any] = []
+        for value in values:
+            if isinstance(value, str):
+                if len(value) >= MIN_CHARS:
+                    strings.add(value)
+            elif isinstance(value, list | dict):
+                containers.append(value)
+        return cls(frozenset(strings), tuple(containers))
 
 
-def compact(value: Any, recorded: Mapping[str, Any]) -> Any:
-    """``value`` with the largest parts that are in ``recorded`` (``index``) replaced by
-    references. ``recorded`` must hold only values an earlier event of the stream records
-    verbatim: a reference to anything else could never be expanded."""
-    if not recorded:
+def compact(value: Any, recorded: Recorded) -> Any:
+    """``value`` with its largest parts that are ``recorded`` replaced by references. A
+    reference to anything no earlier event of the stream records could never be expanded."""
+    if isinstance(value, str):
+        if len(value) >= MIN_CHARS and value in recorded.strings:
+            return {BLOB_KEY: digest(value)}
         return value
-    key = _key(value)
-    if key is None:
-        return value  # a part's JSON is shorter than its container's: none is long enough
-    if key in recorded:
-        return {BLOB_KEY: key}
+    if not isinstance(value, list | dict):
+        return value
+    if value in recorded.containers:
+        # Equal is not enough: 1 == 1.0 == True, but their JSON differs, and the reference
+        # must name the recorded text exactly.
+        match = recorded.containers[recorded.containers.index(value)]
+        key = _key(value)
+        if key is not None and key == _key(match):
+            return {BLOB_KEY: key}
     if isinstance(value, list):
         return [compact(item, recorded) for item in value]
-    if isinstance(value, dict):
-        return {name: compact(item, recorded) for name, item in value.items()}
-    return value
+    return {name: compact(item, recorded) for name, item in value.items()}
 
 
 def _reference(value: Mapping[str, Any]) -> str | None:
@@ -130,16 +145,21 @@ def has_blobs(value: Any) -> bool:
     return False
 
 
-def collect(value: Any, into: MutableMapping[str, Any]) -> None:
-    """Add every long value in ``value`` (an event's JSON data), at any depth, to ``into`` by
-    digest: what references to them expand to."""
+def collect(data: Mapping[str, Any], into: MutableMapping[str, Any]) -> None:
+    """Add every long value inside ``data`` (an event's JSON data; never the whole of it), at
+    any depth, to ``into`` by digest: what references to them expand to."""
+    for value in data.values():
+        _collect(value, into)
+
+
+def _collect(value: Any, into: MutableMapping[str, Any]) -> None:
     key = _key(value)
     if key is None:
-        return  # nor is any part of it
+        return  # nor is any part of it long enough
     into[key] = value
     if isinstance(value, list):
         for item in value:
-            collect(item, into)
+            _collect(item, into)
     elif isinstance(value, dict):
         for item in value.values():
-            collect(item, into)
+            _collect(item, into)

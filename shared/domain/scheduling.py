@@ -14,7 +14,7 @@ from schemas.messages import (
     TaskCommand,
     WriteTask,
 )
-from shared.domain.blobs import compact, index
+from shared.domain.blobs import Recorded, compact
 from shared.domain.state import TaskState, WorkflowState
 
 __all__ = [
@@ -37,9 +37,9 @@ def _deadline(state: WorkflowState, now: datetime) -> datetime:
     return now + timedelta(seconds=state.policy.task_timeout_s)
 
 
-def _recorded(state: WorkflowState) -> dict[str, object]:
-    """Values the stream records verbatim in events before this one, by digest: what a
-    command may hold by reference (``shared.domain.blobs``)."""
+def _recorded(state: WorkflowState) -> Recorded:
+    """Values the stream records verbatim in events before this one: what a command may hold
+    by reference (``shared.domain.blobs``)."""
     passages = [p.model_dump(mode="json") for p in state.passages]
     values: list[object] = [state.goal, passages, *(d.draft for d in state.drafts)]
     for passage in passages:
@@ -48,7 +48,7 @@ def _recorded(state: WorkflowState) -> dict[str, object]:
         values += [passage, passage["text"], passage["snippet"]]
     if state.manifest is not None:
         values.append(state.manifest.manifest)
-    return index(values)
+    return Recorded.of(values)
 
 
 def _scheduled(state: WorkflowState, command: TaskCommand) -> TaskScheduled:

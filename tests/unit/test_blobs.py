@@ -11,13 +11,13 @@ import pytest
 from shared.domain.blobs import (
     BLOB_KEY,
     MIN_CHARS,
+    Recorded,
     UnresolvedBlobError,
     collect,
     compact,
     digest,
     expand,
     has_blobs,
-    index,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -40,7 +40,7 @@ def test_only_long_recorded_values_become_references() -> None:
     """Recorded values of MIN_CHARS or more become references; short or unrecorded ones stay."""
     short = "x" * (MIN_CHARS - 1)
     command = {"passages": [{"text": LONG}, {"text": short}], "draft": OTHER, "n": 3}
-    compacted = compact(command, index([LONG, short]))
+    compacted = compact(command, Recorded.of([LONG, short]))
     assert compacted == {
         "passages": [{"text": {BLOB_KEY: digest(LONG)}}, {"text": short}],
         "draft": OTHER,
@@ -56,8 +56,8 @@ def test_a_recorded_object_is_referred_to_whole() -> None:
     first = {"source_id": "a.md#1", "text": LONG, "snippet": OTHER}
     second = {"source_id": "b.md#2", "text": OTHER, "snippet": ""}
     kept = [first, second]
-    assert compact({"passages": kept}, index([kept]))["passages"] == {BLOB_KEY: digest(kept)}
-    compacted = compact({"passages": [second]}, index([first, second, LONG]))
+    assert compact({"passages": kept}, Recorded.of([kept]))["passages"] == {BLOB_KEY: digest(kept)}
+    compacted = compact({"passages": [second]}, Recorded.of([first, second, LONG]))
     assert compacted == {"passages": [{BLOB_KEY: digest(second)}]}
 
 
@@ -66,7 +66,21 @@ def test_expanding_gives_back_the_exact_command() -> None:
     command = {"goal": "g", "items": [{"text": LONG}, {"text": OTHER}], "previous_draft": LONG}
     texts: dict[str, object] = {}
     collect({"passages": [{"text": LONG}], "draft": OTHER}, texts)
-    assert expand(compact(command, index([LONG, OTHER])), texts) == command
+    assert expand(compact(command, Recorded.of([LONG, OTHER])), texts) == command
+
+
+def test_an_equal_value_with_other_json_is_not_referred_to() -> None:
+    """A command value equal to a recorded one in Python but not in JSON (1 == 1.0) stays
+    inline: its reference could not name the recorded text."""
+    recorded = {"source_id": "a.md#1", "score": 1.0, "text": LONG}
+    sent = {"source_id": "a.md#1", "score": 1, "text": OTHER}
+    same = {**sent, "text": LONG}
+    assert compact({"passage": same}, Recorded.of([recorded])) == {
+        "passage": {"source_id": "a.md#1", "score": 1, "text": LONG}
+    }
+    assert compact({"passage": dict(recorded)}, Recorded.of([recorded])) == {
+        "passage": {BLOB_KEY: digest(recorded)}
+    }
 
 
 def test_a_reference_no_event_records_is_refused() -> None:
