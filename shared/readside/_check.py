@@ -2,11 +2,17 @@
 
 Pure: it gets a stream's head and then its events in version order, and says what is wrong
 with the first bad one. Legacy events (no hash: written before the store kept hashes) may only
-come before the chain starts; the first hashed event links to ``ZERO_HASH``.
+come before the chain starts; the first hashed event links to ``ZERO_HASH``. A task command's
+references (``shared.domain.blobs``) must name values earlier events of the stream record, so
+the chain also proves what each agent was given; a walk that starts past version 1 (a bundle
+cut with ``--since``) lacks the earlier events and skips that check.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from shared.domain.blobs import UnresolvedBlobError, collect, expand, has_blobs
 from shared.eventstore import RecordedEvent, StreamSummary
 from shared.eventstore.chain import ZERO_HASH, body_digest, link_hash, recorded_micros
 
@@ -40,6 +46,9 @@ class StreamCheck:
         self.legacy = 0
         self._next: int | None = None if anchored else 1
         self._prev: str | None = None  # the last hashed event's hash: None before the chain
+        # Long values of the events walked so far, what commands may refer to (None: the
+        # walk did not start at version 1, so a reference may point before it).
+        self._values: dict[str, Any] | None = None if anchored else {}
 
     @property
     def expected_version(self) -> int | None:
@@ -77,8 +86,22 @@ class StreamCheck:
             if event_hash(prev, event) != event.hash:
                 return "the hash does not match the event's content"
             self._prev = event.hash
+        if reason := self._references(event):
+            return reason
         self._next += 1
         self.checked += 1
+        return None
+
+    def _references(self, event: RecordedEvent) -> str | None:
+        if self._values is None:
+            return None
+        command = event.data.get("command") if event.type == "TaskScheduled" else None
+        if has_blobs(command):
+            try:
+                expand(command, self._values)
+            except UnresolvedBlobError:
+                return "the command refers to a value no earlier event of the stream records"
+        collect(event.data, self._values)
         return None
 
     def end(self) -> str | None:
