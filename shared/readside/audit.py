@@ -1,7 +1,8 @@
 """Audit queries: export a tamper-evident bundle, and verify hash chains in the store or offline.
 
-The CLI, the Python client and the web console all call these. Each works in constant memory:
-a store is read a page at a time, one stream after another, and a bundle a line at a time.
+The CLI, the Python client and the web console all call these. Each reads a store a page at a
+time, one stream after another, and a bundle a line at a time; what it holds is one stream's
+long values (what that stream's task commands may refer to), dropped when the stream ends.
 docs/audit.md describes the hash, the bundle format and what each check proves.
 """
 
