@@ -472,6 +472,9 @@ def _print_full(rows: list[TimelineRow]) -> None:
             print(f"  {key}: {getattr(detail, key)}")
         data = json.dumps(detail.data, indent=2, ensure_ascii=False, default=str)
         print("  data: " + data.replace("\n", "\n  "))
+        if detail.sent is not None:
+            sent = json.dumps(detail.sent, indent=2, ensure_ascii=False, default=str)
+            print("  sent (references expanded): " + sent.replace("\n", "\n  "))
         print()
 
 

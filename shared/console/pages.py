@@ -141,7 +141,9 @@ async def state(request: Request, workflow_id: str, version: int) -> HTMLRespons
     page = await workflow_page(console.store, workflow_id)
     row = next(r for r in page.rows if r.version == version)
     data = json.dumps(row.detail.data if row.detail else {}, indent=2, ensure_ascii=False)
-    context = {"info": info, "row": row, "data": data, "page": page}
+    sent = row.detail.sent if row.detail else None
+    sent_text = None if sent is None else json.dumps(sent, indent=2, ensure_ascii=False)
+    context = {"info": info, "row": row, "data": data, "sent": sent_text, "page": page}
     return console.render(request, "state.html", context)
 
 

@@ -6,6 +6,7 @@ query logic of their own (cosmicpython's ``views.py``). Everything here reads; n
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from schemas.events import (
     upcast,
 )
 from shared.domain import WorkflowState, replay_versioned
+from shared.domain.blobs import UnresolvedBlobError, collect, expand, has_blobs
 from shared.domain.budget import effective_budget
 from shared.domain.state import spends
 from shared.eventstore import EventStore, RecordedEvent
@@ -60,6 +62,8 @@ class EventDetail:
     principal: str | None
     actor: str | None
     provenance: dict[str, Any] | None
+    #: A task's command as the relay sent it, when ``data`` holds it by reference (else None).
+    sent: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def timeline(records: Sequence[RecordedEvent], full: bool = False) -> list[Timel
         state.apply(event, record.version)
         runs.append(state.run)
     rows = []
+    values: dict[str, Any] = {}  # long values of the events so far: what commands refer to
     for record, event, run in zip(records, events, runs, strict=True):
         agent, summary = describe(event)
         rows.append(
@@ -106,13 +111,23 @@ def timeline(records: Sequence[RecordedEvent], full: bool = False) -> list[Timel
                 record.recorded_at.isoformat(timespec="milliseconds"),
                 abandoned=record.version in state.abandoned_versions,
                 run=run,
-                detail=_detail(record) if full else None,
+                detail=_detail(record, values) if full else None,
             )
         )
     return rows
 
 
-def _detail(record: RecordedEvent) -> EventDetail:
+def _sent(record: RecordedEvent, values: dict[str, Any]) -> dict[str, Any] | None:
+    command = record.data.get("command") if record.type == "TaskScheduled" else None
+    sent = None
+    if isinstance(command, dict) and has_blobs(command):
+        with contextlib.suppress(UnresolvedBlobError):  # verify names it; show what is stored
+            sent = expand(command, values)
+    collect(record.data, values)
+    return sent
+
+
+def _detail(record: RecordedEvent, values: dict[str, Any]) -> EventDetail:
     meta = record.metadata
     provenance = record.data.get("provenance")
     return EventDetail(
@@ -124,6 +139,7 @@ def _detail(record: RecordedEvent) -> EventDetail:
         principal=meta.get("principal"),
         actor=meta.get("actor"),
         provenance=provenance if isinstance(provenance, dict) else None,
+        sent=_sent(record, values),
     )
 
 

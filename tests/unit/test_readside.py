@@ -121,6 +121,30 @@ async def test_the_correlation_id_is_the_workflow_s_whether_stored_or_not() -> N
     assert [row["correlation_id"] for row in full] == [ROLLBACK] * len(records) + ["upstream-7"]
 
 
+async def test_the_full_timeline_shows_each_command_as_sent() -> None:
+    """A task whose command holds recorded values by reference gets ``sent``: the command with
+    them expanded, as the whole command recorded before references existed; others get None."""
+    store = await _golden("revise_and_compact")
+    [stream] = {json.loads(raw)["stream_id"] for raw in _lines("revise_and_compact")}
+    rows = queries.timeline(await store.read(stream), full=True)
+    tasks = [r.detail for r in rows if r.detail is not None and r.type == "TaskScheduled"]
+    whole = [
+        line["data"]["command"]
+        for line in map(json.loads, _lines("whole_commands/revise_and_compact"))
+        if line["type"] == "TaskScheduled"
+    ]
+    assert tasks[0].sent is None  # the search task: nothing recorded yet to refer to
+    assert sum(task.sent is not None for task in tasks) >= 2
+    assert [task.sent or task.data["command"] for task in tasks] == whole
+    assert all(
+        r.detail is not None and r.detail.sent is None for r in rows if r.type != "TaskScheduled"
+    )
+
+
+def _lines(name: str) -> list[str]:
+    return (GOLDEN / f"{name}.jsonl").read_text().splitlines()
+
+
 # --- state at a version ------------------------------------------------------------------
 
 
