@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
@@ -10,6 +11,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from schemas.registry import model_for
 from schemas.topics import task_topic
+from shared.domain.blobs import collect, expand
 from shared.eventstore.postgres import PostgresEventStore
 from shared.runtime.worker import result_id
 from shared.transport.kafka import KafkaBus
@@ -49,9 +51,13 @@ async def test_a_command_delivered_twice_is_done_twice_and_recorded_once(
         scheduled = await wait_for_event(
             store, workflow_id, is_task_for("writer"), what="a writer task", fleet=fleet
         )
-        # Exactly what the relay re-publishes after a crash between publish and checkpoint.
+        # Exactly what the relay re-publishes after a crash between publish and checkpoint:
+        # the command with the values it holds by reference expanded from the stream.
+        values: dict[str, Any] = {}
+        for earlier in await store.read(workflow_id, up_to_version=scheduled.version):
+            collect(earlier.data, values)
         command = model_for(scheduled.data["command_type"]).model_validate(
-            scheduled.data["command"], strict=False
+            expand(scheduled.data["command"], values), strict=False
         )
         await relay_twin.publish(
             task_topic("writer"), command, key=workflow_id, ce_id=scheduled.event_id
