@@ -90,7 +90,7 @@ class OutboxRelay:
 
     @property
     def texts_read(self) -> int:
-        """How often a command's referenced texts were not among the records read before it,
+        """How often a command's referenced values were not among the records read before it,
         so its stream was read from the store (after a restart, or for a forgotten workflow)."""
         return self._texts.reads
 

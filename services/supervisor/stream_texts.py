@@ -1,8 +1,8 @@
-"""The long strings each workflow's events record, by digest: what commands' references expand to.
+"""The long values each workflow's events record, by digest: what commands' references expand to.
 
 A ``TaskScheduled`` command holds the passages, drafts and manifest it repeats by reference
 (``shared.domain.blobs``); the relay must send the whole command. It reads the log in order, so
-a command's texts were in records it read just before; those are kept here, a few hundred
+a command's values were in records it read just before; those are kept here, a few hundred
 workflows' worth. A workflow it has not read from its start (the relay restarted, or the
 workflow was forgotten) is read from the store once when a reference misses.
 """
@@ -19,7 +19,7 @@ __all__ = ["StreamTexts"]
 
 
 class StreamTexts:
-    """Texts by digest, per stream, for the streams read most recently."""
+    """Long values by digest, per stream, for the streams read most recently."""
 
     def __init__(self, store: EventStore, *, keep: int = 256) -> None:
         self._store = store
@@ -29,14 +29,14 @@ class StreamTexts:
         self.reads = 0
 
     def observe(self, record: RecordedEvent) -> None:
-        """Remember the texts ``record`` holds (call for every record, in log order)."""
+        """Remember the long values ``record`` holds (call for every record, in log order)."""
         collect(record.data, self._texts(record.stream_id))
 
     async def command(self, record: RecordedEvent) -> Any:
         """The command a ``TaskScheduled`` record sends, its references expanded.
 
         Raises UnresolvedBlobError (a ValueError) when no event of the stream up to the record
-        holds a referenced text: the record cannot be sent.
+        holds a referenced value: the record cannot be sent.
         """
         command = record.data.get("command")
         if not has_blobs(command):

@@ -38,14 +38,14 @@ __all__ = [
 
 #: The one key of a reference object.
 BLOB_KEY = "$blob"
-#: Shorter strings stay inline: a reference costs about 80 bytes of JSON.
+#: Shorter values stay inline: a reference costs about 80 bytes of JSON.
 MIN_CHARS = 256
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class UnresolvedBlobError(ValueError):
-    """A reference whose text no event of the stream records."""
+    """A reference to a value no event of the stream records."""
 
 
 def _canonical(value: Any) -> str:

@@ -104,7 +104,7 @@ def find_drift(workflow_id: str, records: Sequence[Recorded]) -> Drift | None:
     previous_now: datetime | None = None
     # Commands are compared expanded: one recorded whole before references existed and today's
     # by reference are the same decision when they send the same command.
-    texts: dict[str, str] = {}
+    texts: dict[str, Any] = {}
     for record in records:
         collect(record.data, texts)
     for batch in _decisions(records):
@@ -319,7 +319,7 @@ def _decision(
     return ApprovalDecision(workflow_id=workflow_id, request_id=event.request_id, decision="grant")
 
 
-def _canonical(event: DomainEvent, texts: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+def _canonical(event: DomainEvent, texts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     data = event.model_dump(mode="json")
     if isinstance(event, TaskScheduled):
         # Compare commands as their model reads them: a field added with a default since the
@@ -336,7 +336,7 @@ def _drift(
     recorded: list[DomainEvent],
     decided: list[DomainEvent],
     reason: str,
-    texts: Mapping[str, str],
+    texts: Mapping[str, Any],
 ) -> Drift:
     first_diff = 0
     for first_diff, (a, b) in enumerate(zip(recorded, decided, strict=False)):  # noqa: B007
