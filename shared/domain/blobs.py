@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -48,10 +48,17 @@ class UnresolvedBlobError(ValueError):
     """A reference to a value no event of the stream records."""
 
 
+# One encoder, not one per call (json.dumps builds a new one for non-default options).
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+_quoted: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    if isinstance(value, str):
+        return _quoted(value)  # what the encoder writes for a string, without its set-up
+    return _ENCODER.encode(value)
 
 
 def digest(value: Any) -> str:
@@ -61,9 +68,10 @@ def digest(value: Any) -> str:
 
 def _key(value: Any) -> str | None:
     """The digest of a string, object or array long enough to be held by reference."""
-    if isinstance(value, str) and len(value) < MIN_CHARS:
-        return None  # its JSON is at least as long, but a short string is not worth a dump
-    if not isinstance(value, str | list | dict):
+    if isinstance(value, str):
+        if len(value) < MIN_CHARS:
+            return None  # its JSON is at least as long, but a short string is not worth a dump
+    elif not isinstance(value, list | dict) or len(value) == 0:
         return None
     text = _canonical(value)
     if len(text) < MIN_CHARS:
@@ -153,6 +161,8 @@ def collect(data: Mapping[str, Any], into: MutableMapping[str, Any]) -> None:
 
 
 def _collect(value: Any, into: MutableMapping[str, Any]) -> None:
+    if not isinstance(value, str | list | dict):
+        return  # numbers, booleans and null are never long (and cost a call otherwise)
     key = _key(value)
     if key is None:
         return  # nor is any part of it long enough

@@ -49,6 +49,9 @@ class StreamCheck:
         # Long values of the events walked so far, what commands may refer to (None: the
         # walk did not start at version 1, so a reference may point before it).
         self._values: dict[str, Any] | None = None if anchored else {}
+        # Data of events not yet looked into: collected only when a reference needs it, so
+        # what follows a stream's last task (its ending, often long) is never hashed.
+        self._unread: list[dict[str, Any]] = []
 
     @property
     def expected_version(self) -> int | None:
@@ -97,11 +100,14 @@ class StreamCheck:
             return None
         command = event.data.get("command") if event.type == "TaskScheduled" else None
         if has_blobs(command):
+            for data in self._unread:
+                collect(data, self._values)
+            self._unread.clear()
             try:
                 expand(command, self._values)
             except UnresolvedBlobError:
                 return "the command refers to a value no earlier event of the stream records"
-        collect(event.data, self._values)
+        self._unread.append(event.data)
         return None
 
     def end(self) -> str | None:
