@@ -23,6 +23,7 @@ from tests.bench.signing import bench_signing
 from tests.bench.timetravel import bench_rollback_latency, bench_state_at
 from tests.bench.tracing import bench_tracing
 from tests.bench.transport import bench_round_trip
+from tests.bench.verify_references import bench_verify_references
 from tests.bench.workflows import bench_workflows
 
 BENCHES = [
@@ -66,6 +67,7 @@ def main() -> None:
                 _emit("append_lock", asyncio.run(bench_append_lock(info.database_url)))
             if "audit" in selected:
                 _emit("audit_export_verify", asyncio.run(bench_export_verify(info.database_url)))
+                _emit("audit_verify_references", asyncio.run(bench_verify_references()))
             if "timetravel" in selected:
                 _emit("state_at_event", asyncio.run(bench_state_at(info.database_url)))
             if "signing" in selected:
