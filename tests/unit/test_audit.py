@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,22 +31,11 @@ from shared.readside.audit import (
     verify_store,
     verify_stream,
 )
+from tests.unit._clock import T0, TickingClock
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 Lines = list[str]
 Edit = Callable[[list[RecordedEvent]], list[RecordedEvent]]
 runner = CliRunner()
-
-
-class _Clock:
-    """Advances one second per reading, so each append has its own time."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def _meta(actor: str) -> dict[str, Any]:
@@ -66,7 +55,7 @@ async def _fill(store: InMemoryEventStore) -> None:
 @pytest.fixture
 async def store() -> InMemoryEventStore:
     """A store holding wf-a (versions 1-4) and wf-b (1-2), one second per append."""
-    store = InMemoryEventStore(clock=_Clock())
+    store = InMemoryEventStore(clock=TickingClock())
     await _fill(store)
     return store
 
@@ -163,7 +152,7 @@ class _Doctored(InMemoryEventStore):
     """
 
     def __init__(self, edit: Edit, *, move_head: bool = False) -> None:
-        super().__init__(clock=_Clock())
+        super().__init__(clock=TickingClock())
         self._doctor = edit
         self._move_head = move_head
 
@@ -457,7 +446,7 @@ def cli_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> InMemoryEventS
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     monkeypatch.chdir(tmp_path)
-    store = InMemoryEventStore(clock=_Clock())
+    store = InMemoryEventStore(clock=TickingClock())
     asyncio.run(_fill(store))
     monkeypatch.setenv("AGENTLOG_DATABASE_URL", "postgresql://unused@127.0.0.1:1/x")
     monkeypatch.setattr(workflows, "open_store", lambda settings: store)
@@ -548,7 +537,10 @@ def _reference_verifier(tmp_path: Path) -> Path:
 
 async def _reference_cases() -> dict[str, Lines]:
     """Full, --since and legacy bundles, and edited copies of the full one."""
-    store, legacy = InMemoryEventStore(clock=_Clock()), _Doctored(_legacy(upto=2), move_head=True)
+    store, legacy = (
+        InMemoryEventStore(clock=TickingClock()),
+        _Doctored(_legacy(upto=2), move_head=True),
+    )
     await _fill(store)
     await _fill(legacy)
     full = await _export(store)

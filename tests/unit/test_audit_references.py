@@ -4,25 +4,14 @@ that earlier events of its stream record (shared.readside._check)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from shared.domain.blobs import BLOB_KEY, digest
 from shared.eventstore import InMemoryEventStore, NewEvent
 from shared.readside.audit import export_bundle, verify_bundle, verify_store, verify_stream
+from tests.unit._clock import T0, TickingClock
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DRAFT = "# Replay\n\nThe supervisor folds every recorded event into the state. " * 8
-
-
-class _Clock:
-    """One second per reading, so --since can cut between appends."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 def _task(value: object) -> NewEvent:
@@ -31,7 +20,7 @@ def _task(value: object) -> NewEvent:
 
 async def _stream(referred: str) -> InMemoryEventStore:
     """wf-r: a draft, then a critic task whose command refers to ``referred``."""
-    store = InMemoryEventStore(clock=_Clock())
+    store = InMemoryEventStore(clock=TickingClock())
     await store.append("wf-r", [NewEvent("DraftWritten", {"draft": DRAFT})], 0)
     await store.append("wf-r", [_task({BLOB_KEY: digest(referred)})], 1)
     return store
