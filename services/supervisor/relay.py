@@ -239,8 +239,8 @@ class OutboxRelay:
         """Queue what ``record`` publishes, in order; the acknowledgements to await."""
         workflow_id = record.stream_id
         acks: list[Awaitable[object]] = []
-        self._texts.observe(record)
         task = await self._task_of(record) if record.type == TaskScheduled.event_type() else None
+        self._texts.observe(record)
         if task is not None:
             # The command first: the worker waits for it, the audit feed's readers do not.
             agent, command = task

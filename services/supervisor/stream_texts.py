@@ -10,66 +10,49 @@ workflow was forgotten) is read from the store once when a reference misses.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any
 
-from shared.domain.blobs import UnresolvedBlobError, collect, expand, has_blobs
+from shared.domain.blobs import StreamValues, UnresolvedBlobError
 from shared.eventstore import EventStore, RecordedEvent
 
 __all__ = ["StreamTexts"]
 
 
-@dataclass
-class _Stream:
-    values: dict[str, Any] = field(default_factory=dict)
-    #: Data of records not yet looked into: collected when a command needs it, so a stream's
-    #: ending (often long, and after its last task) is never hashed.
-    unread: list[dict[str, Any]] = field(default_factory=list)
-
-    def catch_up(self) -> dict[str, Any]:
-        for data in self.unread:
-            collect(data, self.values)
-        self.unread.clear()
-        return self.values
-
-
 class StreamTexts:
-    """Long values by digest, per stream, for the streams read most recently."""
+    """``StreamValues`` per stream, for the streams read most recently."""
 
     def __init__(self, store: EventStore, *, keep: int = 256) -> None:
         self._store = store
         self._keep = keep
-        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._streams: OrderedDict[str, StreamValues] = OrderedDict()
         #: How many times a reference missed and the stream was read (tests and bench read it).
         self.reads = 0
 
     def observe(self, record: RecordedEvent) -> None:
-        """Remember the long values ``record`` holds (call for every record, in log order)."""
-        self._stream(record.stream_id).unread.append(record.data)
+        """Remember what ``record`` holds (call for every record, in log order)."""
+        self._stream(record.stream_id).add(record.data)
 
     async def command(self, record: RecordedEvent) -> Any:
         """The command a ``TaskScheduled`` record sends, its references expanded.
 
-        Raises UnresolvedBlobError (a ValueError) when no event of the stream up to the record
-        holds a referenced value: the record cannot be sent.
+        Raises UnresolvedBlobError (a ValueError) when no event of the stream before the
+        record holds a referenced value: the record cannot be sent.
         """
         command = record.data.get("command")
-        if not has_blobs(command):
-            return command
         stream = self._stream(record.stream_id)
         try:
-            return expand(command, stream.catch_up())
+            return stream.expand(command)
         except UnresolvedBlobError:
             pass
         self.reads += 1
         for earlier in await self._store.read(record.stream_id, up_to_version=record.version):
-            collect(earlier.data, stream.values)
-        return expand(command, stream.values)
+            stream.add(earlier.data)
+        return stream.expand(command)
 
-    def _stream(self, stream_id: str) -> _Stream:
+    def _stream(self, stream_id: str) -> StreamValues:
         stream = self._streams.get(stream_id)
         if stream is None:
-            stream = self._streams[stream_id] = _Stream()
+            stream = self._streams[stream_id] = StreamValues()
             while len(self._streams) > self._keep:
                 self._streams.popitem(last=False)
         else:

@@ -28,6 +28,7 @@ __all__ = [
     "BLOB_KEY",
     "MIN_CHARS",
     "Recorded",
+    "StreamValues",
     "UnresolvedBlobError",
     "collect",
     "compact",
@@ -173,3 +174,27 @@ def _collect(value: Any, into: MutableMapping[str, Any]) -> None:
     elif isinstance(value, dict):
         for item in value.values():
             _collect(item, into)
+
+
+class StreamValues:
+    """One stream's long values, fed its events' data in order: what the references of its
+    commands expand to. Values are hashed only when a reference needs them, so what follows a
+    stream's last task (its ending, often long) never is."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._unread: list[Mapping[str, Any]] = []
+
+    def add(self, data: Mapping[str, Any]) -> None:
+        """The next event's data (an event's own command may refer only to those before it)."""
+        self._unread.append(data)
+
+    def expand(self, value: Any) -> Any:
+        """``value`` with its references expanded (see ``expand``); UnresolvedBlobError for one
+        no event added so far holds."""
+        if not has_blobs(value):
+            return value
+        for data in self._unread:
+            collect(data, self._values)
+        self._unread.clear()
+        return expand(value, self._values)

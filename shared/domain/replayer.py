@@ -53,7 +53,7 @@ from schemas.messages import (
     TaskFailure,
 )
 from schemas.registry import model_for
-from shared.domain.blobs import collect, expand
+from shared.domain.blobs import StreamValues
 from shared.domain.decide import decide
 from shared.domain.state import WorkflowState
 from shared.domain.triggers import (
@@ -104,9 +104,9 @@ def find_drift(workflow_id: str, records: Sequence[Recorded]) -> Drift | None:
     previous_now: datetime | None = None
     # Commands are compared expanded: one recorded whole before references existed and today's
     # by reference are the same decision when they send the same command.
-    texts: dict[str, Any] = {}
+    texts = StreamValues()
     for record in records:
-        collect(record.data, texts)
+        texts.add(record.data)
     for batch in _decisions(records):
         events = [upcast(r.type, r.schema_version, r.data) for r in batch]
         now = _decided_at(batch[0].metadata, events, state) or previous_now
@@ -319,12 +319,12 @@ def _decision(
     return ApprovalDecision(workflow_id=workflow_id, request_id=event.request_id, decision="grant")
 
 
-def _canonical(event: DomainEvent, texts: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def _canonical(event: DomainEvent, texts: StreamValues) -> tuple[str, dict[str, Any]]:
     data = event.model_dump(mode="json")
     if isinstance(event, TaskScheduled):
         # Compare commands as their model reads them: a field added with a default since the
         # history was recorded means the same command, not a different decision.
-        sent = expand(event.command, texts)
+        sent = texts.expand(event.command)
         command = model_for(event.command_type).model_validate(sent, strict=False)
         data["command"] = command.model_dump(mode="json")
     return event.event_type(), data
@@ -336,7 +336,7 @@ def _drift(
     recorded: list[DomainEvent],
     decided: list[DomainEvent],
     reason: str,
-    texts: Mapping[str, Any],
+    texts: StreamValues,
 ) -> Drift:
     first_diff = 0
     for first_diff, (a, b) in enumerate(zip(recorded, decided, strict=False)):  # noqa: B007

@@ -10,9 +10,7 @@ cut with ``--since``) lacks the earlier events and skips that check.
 
 from __future__ import annotations
 
-from typing import Any
-
-from shared.domain.blobs import UnresolvedBlobError, collect, expand, has_blobs
+from shared.domain.blobs import StreamValues, UnresolvedBlobError
 from shared.eventstore import RecordedEvent, StreamSummary
 from shared.eventstore.chain import ZERO_HASH, body_digest, link_hash, recorded_micros
 
@@ -46,12 +44,9 @@ class StreamCheck:
         self.legacy = 0
         self._next: int | None = None if anchored else 1
         self._prev: str | None = None  # the last hashed event's hash: None before the chain
-        # Long values of the events walked so far, what commands may refer to (None: the
-        # walk did not start at version 1, so a reference may point before it).
-        self._values: dict[str, Any] | None = None if anchored else {}
-        # Data of events not yet looked into: collected only when a reference needs it, so
-        # what follows a stream's last task (its ending, often long) is never hashed.
-        self._unread: list[dict[str, Any]] = []
+        # What commands may refer to (None: the walk did not start at version 1, so a
+        # reference may point before it).
+        self._values: StreamValues | None = None if anchored else StreamValues()
 
     @property
     def expected_version(self) -> int | None:
@@ -98,16 +93,12 @@ class StreamCheck:
     def _references(self, event: RecordedEvent) -> str | None:
         if self._values is None:
             return None
-        command = event.data.get("command") if event.type == "TaskScheduled" else None
-        if has_blobs(command):
-            for data in self._unread:
-                collect(data, self._values)
-            self._unread.clear()
+        if event.type == "TaskScheduled":
             try:
-                expand(command, self._values)
+                self._values.expand(event.data.get("command"))
             except UnresolvedBlobError:
                 return "the command refers to a value no earlier event of the stream records"
-        self._unread.append(event.data)
+        self._values.add(event.data)
         return None
 
     def end(self) -> str | None:

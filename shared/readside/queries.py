@@ -21,7 +21,7 @@ from schemas.events import (
     upcast,
 )
 from shared.domain import WorkflowState, replay_versioned
-from shared.domain.blobs import UnresolvedBlobError, collect, expand, has_blobs
+from shared.domain.blobs import StreamValues, UnresolvedBlobError, has_blobs
 from shared.domain.budget import effective_budget
 from shared.domain.state import spends
 from shared.eventstore import EventStore, RecordedEvent
@@ -98,7 +98,7 @@ def timeline(records: Sequence[RecordedEvent], full: bool = False) -> list[Timel
         state.apply(event, record.version)
         runs.append(state.run)
     rows = []
-    values: dict[str, Any] = {}  # long values of the events so far: what commands refer to
+    values = StreamValues()  # what the commands of the stream refer to
     for record, event, run in zip(records, events, runs, strict=True):
         agent, summary = describe(event)
         rows.append(
@@ -117,17 +117,17 @@ def timeline(records: Sequence[RecordedEvent], full: bool = False) -> list[Timel
     return rows
 
 
-def _sent(record: RecordedEvent, values: dict[str, Any]) -> dict[str, Any] | None:
+def _sent(record: RecordedEvent, values: StreamValues) -> dict[str, Any] | None:
     command = record.data.get("command") if record.type == "TaskScheduled" else None
     sent = None
     if isinstance(command, dict) and has_blobs(command):
         with contextlib.suppress(UnresolvedBlobError):  # verify names it; show what is stored
-            sent = expand(command, values)
-    collect(record.data, values)
+            sent = values.expand(command)
+    values.add(record.data)
     return sent
 
 
-def _detail(record: RecordedEvent, values: dict[str, Any]) -> EventDetail:
+def _detail(record: RecordedEvent, values: StreamValues) -> EventDetail:
     meta = record.metadata
     provenance = record.data.get("provenance")
     return EventDetail(
